@@ -1,0 +1,175 @@
+"""The acquisition contract, chunked scoring and top-k selection.
+
+Two kinds of acquisition function, both registered in `ACQUISITIONS`:
+
+* score-based: `score(state, x, rng) -> [n] float`, higher = query first. `x` is
+  a preprocessed float batch; `state` a `ModelState`. It must be pure and
+  shape-polymorphic in nothing: the harness calls it on fixed-size padded chunks
+  under one jit, so the pool shrinking never triggers a recompile.
+* batch-mode: `select(ctx, budget, rng) -> indices` for selectors that look at the
+  batch as a whole (core-set, CRC groups). `ctx` is a `SelectContext`.
+
+`acquire` is the one entry point the loop (and the conformance tests) use.
+"""
+
+import dataclasses
+import functools
+from typing import Any, Callable, Dict, Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from al_jax import ALError
+from al_jax.data.augment import Preprocess
+from al_jax.data.pool import Pool
+from al_jax.registry import Registry
+from al_jax.state import ModelState
+
+ACQUISITIONS: Registry = Registry("acquisition")
+
+
+class Acquisition:
+  """Base class. Subclasses set `kind` and implement `score` or `select`.
+
+  Attributes:
+    kind: "score" or "select".
+    needs_previous: True if scoring reads `state.prev_variables` (TOD's COD).
+    stochastic_forward: True if scoring uses dropout (MC-dropout BALD).
+  """
+  name = "base"
+  kind = "score"
+  needs_previous = False
+
+  def __init__(self, **kwargs):
+    if kwargs:
+      raise TypeError(f"acquisition {self.name!r} got unknown settings: {sorted(kwargs)}")
+
+  def score(self, state: ModelState, x: jnp.ndarray, rng: jax.Array) -> jnp.ndarray:
+    raise TypeError(f"acquisition {self.name!r} is batch-mode: use select()")
+
+  def select(self, ctx: "SelectContext", budget: int, rng: jax.Array) -> np.ndarray:
+    raise TypeError(f"acquisition {self.name!r} is score-based: use score()")
+
+
+@dataclasses.dataclass
+class SelectContext:
+  """What a batch-mode selector may use (never the labels of unlabeled points).
+
+  Attributes:
+    state: the trained model.
+    x_all: device array uint8 [N,H,W,C], the whole training set.
+    labeled: labeled indices.
+    candidates: unlabeled indices eligible for selection (a random subset if --subset).
+    prep: preprocessing for deterministic (eval) views.
+    chunk_size: fixed chunk size for batched computations.
+  """
+  state: ModelState
+  x_all: Any
+  labeled: np.ndarray
+  candidates: np.ndarray
+  prep: Preprocess
+  chunk_size: int
+  labels_of_labeled: Optional[np.ndarray] = None
+
+  def map_chunks(self, fn: Callable, idx: np.ndarray, rng: Optional[jax.Array] = None):
+    """Applies jitted `fn(state, x_preprocessed, rng) -> pytree` over `idx` in padded chunks."""
+    return map_chunks(fn, self.state, self.x_all, idx, self.prep, self.chunk_size, rng)
+
+  def embeddings(self, idx: np.ndarray) -> np.ndarray:
+    """Penultimate features [len(idx), D] (inference mode)."""
+    return self.map_chunks(_embed, idx)
+
+
+def _embed(state, x, rng):
+  del rng
+  return state(x)[1]["embedding"]
+
+
+@functools.partial(jax.jit, static_argnames=("fn", "prep"))
+def _chunk_call(fn, prep, state, x_all, idx, rng):
+  return fn(state, prep.eval(x_all[idx]), rng)
+
+
+def map_chunks(fn: Callable, state: ModelState, x_all, idx: np.ndarray, prep: Preprocess,
+               chunk_size: int, rng: Optional[jax.Array] = None):
+  """Runs `fn` on fixed-size chunks of `x_all[idx]` (last chunk padded), concatenates on host.
+
+  One compilation per (fn, chunk_size) for the whole run. Chunk k gets the key
+  `fold_in(rng, k)`, so results are deterministic for a key.
+  """
+  idx = np.asarray(idx, np.int64)
+  n = len(idx)
+  if rng is None:
+    rng = jax.random.PRNGKey(0)
+  outs = []
+  for k, start in enumerate(range(0, max(n, 1), chunk_size)):
+    chunk = idx[start:start + chunk_size]
+    pad = chunk_size - len(chunk)
+    # Padding repeats a real index; its outputs are dropped below.
+    padded = np.concatenate([chunk, np.full(pad, chunk[0] if len(chunk) else 0)])
+    out = _chunk_call(fn, prep, state, x_all, jnp.asarray(padded, jnp.int32),
+                      jax.random.fold_in(rng, k))
+    outs.append(jax.tree_util.tree_map(lambda a, m=len(chunk): np.asarray(a)[:m], out))
+  return jax.tree_util.tree_map(lambda *a: np.concatenate(a, 0), *outs)
+
+
+def top_k(scores: np.ndarray, candidates: np.ndarray, k: int) -> np.ndarray:
+  """The k highest scores; ties broken by the lower index, so selection is deterministic."""
+  scores = np.asarray(scores, np.float64)
+  if not np.all(np.isfinite(scores)):
+    raise ALError(f"acquisition produced {np.sum(~np.isfinite(scores))} non-finite scores")
+  order = np.lexsort((candidates, -scores))
+  return candidates[order[:k]]
+
+
+def acquire(acq: Acquisition, state: ModelState, x_all, pool: Pool, budget: int,
+            rng: jax.Array, prep: Preprocess, chunk_size: int = 256,
+            subset: int = 0) -> Dict[str, Any]:
+  """Selects `budget` unlabeled indices.
+
+  Args:
+    acq: the acquisition function.
+    state: trained model (with `prev_variables` set if `acq.needs_previous`).
+    x_all: device array of all training images (uint8).
+    pool: the current pool.
+    budget: how many points to select.
+    rng: acquisition key (already folded with the cycle).
+    prep: preprocessing.
+    chunk_size: scoring chunk size.
+    subset: if > 0, score only a random subset of this many unlabeled points
+      (LL4AL/TOD/LPLgrad's random subset R).
+
+  Returns:
+    dict with "indices" (int64 [budget], selection order), "candidates" and
+    "scores" (None for batch-mode selectors).
+  """
+  unlabeled = pool.unlabeled
+  if budget <= 0:
+    raise ALError(f"budget must be positive, got {budget}")
+  if budget > len(unlabeled):
+    raise ALError(f"budget {budget} is larger than the {len(unlabeled)} unlabeled points left")
+  k_subset, k_score = jax.random.split(rng)
+  candidates = unlabeled
+  if 0 < subset < len(unlabeled):
+    if subset < budget:
+      raise ALError(f"subset {subset} is smaller than the budget {budget}")
+    seed = int(jax.random.randint(k_subset, (), 0, 2**31 - 1))
+    candidates = np.sort(np.random.default_rng(seed).choice(unlabeled, subset, replace=False))
+  if acq.needs_previous and state.prev_variables is None:
+    raise ALError(f"acquisition {acq.name!r} needs the previous cycle's model")
+  if acq.kind == "select":
+    ctx = SelectContext(state=state, x_all=x_all, labeled=pool.labeled, candidates=candidates,
+                        prep=prep, chunk_size=chunk_size)
+    idx = np.asarray(acq.select(ctx, budget, k_score), np.int64)
+    _check_selection(idx, candidates, budget, acq.name)
+    return {"indices": idx, "candidates": candidates, "scores": None}
+  scores = map_chunks(acq.score, state, x_all, candidates, prep, chunk_size, k_score)
+  idx = top_k(scores, candidates, budget)
+  return {"indices": idx, "candidates": candidates, "scores": scores}
+
+
+def _check_selection(idx, candidates, budget, name):
+  if len(idx) != budget or len(np.unique(idx)) != budget or not np.isin(idx, candidates).all():
+    raise ALError(f"acquisition {name!r} returned an invalid selection "
+                  f"({len(idx)} indices, {len(np.unique(idx))} distinct, budget {budget})")

@@ -1,0 +1,266 @@
+"""The active-learning loop: train → evaluate → score → select → label, with resume.
+
+Cycle K trains a model on the labeled set of cycle K (written to
+`pools/cycle_K.npy`), evaluates it on the test set, selects `budget` new points
+(except after the last cycle), appends one row to `results.jsonl` and saves a
+checkpoint holding the model state and the AL state (next labeled set, cycle).
+A killed run restarted with resume=True continues after the last checkpoint and,
+because every random draw is keyed by (seed, purpose, cycle, epoch), produces
+the same results as an uninterrupted run.
+"""
+
+import logging
+import math
+import time
+from typing import Any, Callable, Dict, List, Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from al_jax import ALError
+from al_jax import acquisition as acq_lib
+from al_jax import metrics as metrics_lib
+from al_jax import objectives as obj_lib
+from al_jax import results as results_lib
+from al_jax.data import DATASETS, Pool, Preprocess
+from al_jax.models import get_model
+
+# Host-side numpy streams, one per purpose: batches of labeled / unlabeled data,
+# the initial pool and the validation split.
+_LABELED, _UNLABELED, _INITIAL, _VALIDATION = 1, 2, 3, 4
+
+logger = logging.getLogger("al_jax")
+
+
+def _to_dict(config) -> Dict[str, Any]:
+  return config.to_dict() if hasattr(config, "to_dict") else dict(config)
+
+
+def validate(config, num_train: int) -> None:
+  """Checks the AL schedule against the pool before any work is done."""
+  al, tr = config.al, config.train
+  for name, v in (("cycles", al.cycles), ("epochs", tr.epochs), ("initial", al.initial),
+                  ("budget", al.budget), ("batch_size", tr.batch_size)):
+    if v <= 0:
+      raise ALError(f"{name} must be positive, got {v}")
+  need = al.initial + al.budget * (al.cycles - 1)
+  if al.initial > num_train:
+    raise ALError(f"initial pool {al.initial} is larger than the {num_train}-point pool")
+  if need > num_train:
+    raise ALError(f"initial {al.initial} + budget {al.budget} × {al.cycles - 1} cycles = "
+                  f"{need} labels, more than the {num_train}-point pool")
+
+
+def epoch_batches(n_labeled: int, batch_size: int, min_steps: int,
+                  rng: np.random.Generator):
+  """Labeled batch positions for one epoch, as [steps, B] positions and masks.
+
+  An epoch visits every labeled point once in a random order; the last batch is
+  padded with points from the next permutation and masked out of the loss, so
+  every step has the same shape (one compilation for the whole run). When
+  `min_steps` asks for more steps than that (few labels, SSL), every slot is real.
+  """
+  natural = math.ceil(n_labeled / batch_size)
+  steps = max(natural, min_steps)
+  slots = steps * batch_size
+  reps = math.ceil(slots / n_labeled)
+  pos = np.concatenate([rng.permutation(n_labeled) for _ in range(reps)])[:slots]
+  real = n_labeled if steps == natural else slots
+  mask = (np.arange(slots) < real).astype(np.float32)
+  return pos.reshape(steps, batch_size), mask.reshape(steps, batch_size)
+
+
+class ActiveLearner:
+  """Builds every component from a config and runs the cycles.
+
+  Args:
+    config: resolved ConfigDict (see experiments/configs).
+    workdir: output directory; None keeps everything in memory (tests, notebooks).
+    log: logging function.
+  """
+
+  def __init__(self, config, workdir: Optional[str] = None,
+               log: Callable[[str], None] = logger.info):
+    self.config = config
+    self.log = log
+    self.workdir = results_lib.Workdir(workdir) if workdir else None
+    ds = DATASETS.get(config.dataset)(data_dir=config.get("data_dir") or None, seed=config.seed)
+    self.dataset = ds
+    x, y = ds.x_train, ds.y_train
+    self.val_idx = np.zeros(0, np.int64)
+    if config.al.val_size > 0:
+      # A held-out labeled split carved from the train set for early stopping (CRC §4):
+      # never the test set. It is removed from the pool, so it is never selected.
+      rs = np.random.default_rng([config.seed, _VALIDATION])
+      perm = rs.permutation(len(y))
+      self.val_idx = np.sort(perm[:config.al.val_size])
+      keep = np.sort(perm[config.al.val_size:])
+      self.x_val, self.y_val = x[self.val_idx], y[self.val_idx]
+      x, y = x[keep], y[keep]
+    self.x_train, self.y_train = x, y
+    validate(config, len(y))
+    self.prep = Preprocess.for_dataset(ds, augment=config.train.augment)
+    model = get_model(config.model.name, ds.num_classes, **_to_dict(config.model.kwargs))
+    self.objective = obj_lib.OBJECTIVES.get(config.objective)(
+        model=model, prep=self.prep, num_classes=ds.num_classes, optim_cfg=config.optim,
+        epochs=config.train.epochs, **_to_dict(config.objective_kwargs))
+    self.acquisition = acq_lib.ACQUISITIONS.get(config.acquisition)(
+        **_to_dict(config.acquisition_kwargs))
+    root = jax.random.PRNGKey(config.seed)
+    self.k_init, self.k_train, self.k_acq = jax.random.split(root, 3)
+    self.x_dev = jnp.asarray(self.x_train)
+    self.x_test_dev = jnp.asarray(ds.x_test)
+    self._step = jax.jit(self._train_step, donate_argnums=0)
+    self.compiles = 0
+
+  # --- training --------------------------------------------------------------------------
+  def _train_step(self, state, x_all, y_visible, lab_idx, lab_mask, unl_idx, rng):
+    self.compiles += 1  # Python side effect: runs once per trace, counts compilations
+    labeled = {"x": x_all[lab_idx], "y": y_visible[lab_idx], "mask": lab_mask}
+    unlabeled = {"x": x_all[unl_idx]} if self.objective.uses_unlabeled else None
+    return self.objective.train_step(state, labeled, unlabeled, rng)
+
+  def initial_pool(self) -> Pool:
+    """Depends only on (seed, dataset, size): every method of a study shares it (paired design)."""
+    al = self.config.al
+    return Pool.initial(self.y_train, al.initial,
+                        np.random.default_rng([self.config.seed, _INITIAL]),
+                        class_balanced=al.class_balanced, num_classes=self.dataset.num_classes)
+
+  def train(self, cycle: int, pool: Pool, prev_state=None):
+    """Trains from scratch (or warm-starts) on the pool's labeled set; returns the state."""
+    cfg = self.config
+    tr = cfg.train
+    state = self.objective.init(jax.random.fold_in(self.k_init, cycle), self.x_train[:1])
+    if tr.warm_start and prev_state is not None:
+      # Copy: the jitted step donates its input buffers, and prev_state is still
+      # needed (checkpoint, TOD's previous-cycle model).
+      state = self.objective.warm_start(jax.tree_util.tree_map(jnp.copy, prev_state), state)
+    labeled = pool.labeled
+    unlabeled = pool.unlabeled
+    y_visible = jnp.asarray(pool.visible_labels())
+    k_cycle = jax.random.fold_in(self.k_train, cycle)
+    best = None
+    for epoch in range(tr.epochs):
+      rs = np.random.default_rng([cfg.seed, _LABELED, cycle, epoch])
+      pos, mask = epoch_batches(len(labeled), tr.batch_size, tr.min_steps_per_epoch, rs)
+      lab_idx = jnp.asarray(labeled[pos], jnp.int32)
+      masks = jnp.asarray(mask)
+      if self.objective.uses_unlabeled and len(unlabeled):
+        ru = np.random.default_rng([cfg.seed, _UNLABELED, cycle, epoch])
+        unl = jnp.asarray(ru.choice(unlabeled, (len(pos), tr.unlabeled_batch_size)), jnp.int32)
+      else:
+        unl = jnp.zeros((len(pos), 1), jnp.int32)
+      state = self.objective.start_epoch(state, epoch)
+      sums = None
+      for s in range(len(pos)):
+        state, m = self._step(state, self.x_dev, y_visible, lab_idx[s], masks[s], unl[s],
+                              k_cycle)
+        sums = m if sums is None else jax.tree_util.tree_map(jnp.add, sums, m)
+      means = {k: float(v) / len(pos) for k, v in sums.items()}
+      if not all(math.isfinite(v) for v in means.values()):
+        bad = [k for k, v in means.items() if not math.isfinite(v)]
+        raise ALError(f"non-finite {', '.join(bad)} at cycle {cycle} epoch {epoch + 1}; "
+                      "finished cycles are kept; try a lower learning rate")
+      if len(self.val_idx) and tr.early_stopping:
+        acc = self.evaluate(state, self.x_val, self.y_val)["accuracy"]
+        if best is None or acc > best[0]:
+          best = (acc, jax.tree_util.tree_map(jnp.copy, state), epoch)
+      if (epoch + 1) % max(1, cfg.log_every) == 0 or epoch + 1 == tr.epochs:
+        self.log(f"cycle {cycle + 1}/{cfg.al.cycles} | labeled {len(labeled)} | "
+                 f"epoch {epoch + 1}/{tr.epochs} | "
+                 + " | ".join(f"{k} {v:.4f}" for k, v in sorted(means.items())))
+    if best is not None:
+      self.log(f"cycle {cycle + 1}/{cfg.al.cycles} | early stopping: best validation accuracy {best[0]:.4f} "
+               f"at epoch {best[2] + 1}")
+      state = best[1]
+    return state
+
+  # --- evaluation ------------------------------------------------------------------------
+  def evaluate(self, state, x: np.ndarray, y: np.ndarray) -> Dict[str, float]:
+    mstate = self.objective.model_state(state)
+    x_dev = self.x_test_dev if x is self.dataset.x_test else jnp.asarray(x)
+    logits = acq_lib.map_chunks(_logits, mstate, x_dev, np.arange(len(y)), self.prep,
+                                self.config.eval.chunk_size)
+    return metrics_lib.to_host(metrics_lib.classification_metrics(
+        jnp.asarray(logits), jnp.asarray(y), self.config.eval.ece_bins))
+
+  # --- selection -------------------------------------------------------------------------
+  def select(self, cycle: int, state, pool: Pool, prev_variables=None) -> Dict[str, Any]:
+    mstate = self.objective.model_state(state)
+    if self.acquisition.needs_previous:
+      mstate = mstate.replace(prev_variables=prev_variables)
+    return acq_lib.acquire(self.acquisition, mstate, self.x_dev, pool, self.config.al.budget,
+                           jax.random.fold_in(self.k_acq, cycle), self.prep,
+                           self.config.eval.chunk_size, self.config.al.subset)
+
+  # --- the loop --------------------------------------------------------------------------
+  def run(self, resume: bool = False) -> List[Dict[str, Any]]:
+    cfg = self.config
+    wd = self.workdir
+    if wd is not None:
+      wd.start(_to_dict(cfg), resume)
+    pool = self.initial_pool()
+    start, prev_state = 0, None
+    if wd is not None and resume:
+      step = wd.latest_checkpoint()
+      if step is not None:
+        abstract = jax.eval_shape(
+            lambda: self.objective.init(self.k_init, self.x_train[:1]))
+        prev_state, al = wd.restore_checkpoint(step, abstract)
+        pool = Pool(self.y_train, np.asarray(al["labeled"]))
+        start = int(al["cycle"]) + 1
+        self.log(f"resuming after cycle {start - 1} ({pool.num_labeled} labeled)")
+      wd.truncate_results(keep_below_cycle=start)
+      if start >= cfg.al.cycles:
+        self.log("nothing to do: every cycle is finished")
+        return wd.read_results()
+    rows = wd.read_results() if wd is not None else []
+    try:
+      for cycle in range(start, cfg.al.cycles):
+        pool, prev_state = self._cycle(cycle, pool, prev_state, rows)
+    finally:
+      # Whatever stops the run (error, Ctrl-C), finished cycles' checkpoints are completed.
+      if wd is not None:
+        wd.close()
+    return rows
+
+  def _cycle(self, cycle: int, pool: Pool, prev_state, rows):
+    cfg, wd = self.config, self.workdir
+    t0 = time.time()
+    state = self.train(cycle, pool, prev_state)
+    jax.block_until_ready(state)
+    train_s = time.time() - t0
+    test = self.evaluate(state, self.dataset.x_test, self.dataset.y_test)
+    t1 = time.time()
+    selected = np.zeros(0, np.int64)
+    if cycle + 1 < cfg.al.cycles:
+      prev_vars = self.objective.model_state(prev_state).variables if prev_state else None
+      selected = self.select(cycle, state, pool, prev_vars)["indices"]
+    query_s = time.time() - t1
+    row = {"method": cfg.method, "objective": cfg.objective, "acquisition": cfg.acquisition,
+           "dataset": cfg.dataset, "seed": cfg.seed, "cycle": cycle,
+           "num_labeled": pool.num_labeled, "test_accuracy": test["accuracy"],
+           "test_ece": test["ece"], "test_nll": test["nll"], "test_brier": test["brier"],
+           "train_seconds": round(train_s, 3), "query_seconds": round(query_s, 3),
+           "num_selected": int(len(selected))}
+    rows.append(row)
+    self.log(f"cycle {cycle + 1}/{cfg.al.cycles} done | labeled {pool.num_labeled} | "
+             f"test acc {test['accuracy']:.4f} | ece {test['ece']:.4f} | "
+             f"nll {test['nll']:.4f} | train {train_s:.1f}s | query {query_s:.1f}s")
+    next_pool = pool.label(selected) if len(selected) else pool
+    if wd is not None:
+      wd.save_pool(cycle, pool.labeled)
+      wd.append_result(row)
+      wd.save_checkpoint(cycle, state, {"cycle": np.int64(cycle), "labeled": next_pool.labeled})
+    return next_pool, state
+
+
+def _logits(state, x, rng):
+  del rng
+  return state(x)[0]
+
+
+def run(config, workdir: Optional[str] = None, resume: bool = False, log=logger.info):
+  """Runs one AL experiment; returns the per-cycle result rows."""
+  return ActiveLearner(config, workdir, log).run(resume)

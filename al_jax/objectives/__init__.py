@@ -1,0 +1,4 @@
+"""Training objectives, registered by name (importing this package registers them all)."""
+
+from al_jax.objectives.base import OBJECTIVES, Objective, TrainState  # noqa: F401
+from al_jax.objectives import supervised  # noqa: F401

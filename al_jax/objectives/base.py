@@ -1,0 +1,120 @@
+"""The objective contract and the pieces every objective shares.
+
+An objective is built once per run and exposes pure functions:
+
+  init(rng, example_x) -> state
+  train_step(state, labeled, unlabeled, rng) -> (state, metrics)   # jit-compiled by the loop
+  model_state(state) -> ModelState                                 # what evaluation/acquisition see
+
+`labeled` is `{"x": uint8 [B,H,W,C], "y": int32 [B], "mask": float32 [B]}` (mask
+zeroes padding so every step has the same shape); `unlabeled` is
+`{"x": uint8 [Bu,H,W,C]}` or None when `uses_unlabeled` is False. Augmentation
+and normalisation happen inside the step through `self.prep`.
+"""
+
+import abc
+from typing import Any, Dict, Optional, Tuple
+
+import flax
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+from flax.training import train_state
+
+from al_jax import optim
+from al_jax.data.augment import Preprocess
+from al_jax.registry import Registry
+from al_jax.state import ModelState
+
+OBJECTIVES: Registry = Registry("objective")
+
+
+class TrainState(train_state.TrainState):
+  """Flax TrainState + BatchNorm statistics, the current epoch and side-model state.
+
+  `epoch` is an int32 array set by the loop at each epoch start so that
+  epoch-dependent rules (LL4AL's feature detaching, CrtCl's E') need no recompile.
+  `aux` holds objective-specific pytrees (EMA parameters, side models and their
+  optimiser states).
+  """
+  batch_stats: Any = None
+  epoch: jnp.ndarray = 0
+  aux: Any = flax.struct.field(default_factory=dict)
+
+
+def masked_mean(x: jnp.ndarray, mask: jnp.ndarray) -> jnp.ndarray:
+  return jnp.sum(x * mask) / jnp.maximum(jnp.sum(mask), 1.0)
+
+
+def cross_entropy(logits: jnp.ndarray, labels: jnp.ndarray) -> jnp.ndarray:
+  """Per-sample cross-entropy [B]."""
+  return optax.softmax_cross_entropy_with_integer_labels(logits.astype(jnp.float32), labels)
+
+
+class Objective(abc.ABC):
+  """Base class: a classifier trained with cross-entropy; subclasses add terms.
+
+  Args:
+    model: a classifier returning `(logits, features)` (al_jax.models contract).
+    prep: on-device preprocessing of the dataset.
+    num_classes: number of classes.
+    optim_cfg: optimizer config (see `al_jax.optim.make_optimizer`).
+    epochs: epochs per cycle (for per-epoch learning-rate schedules).
+  """
+  name = "base"
+  uses_unlabeled = False
+
+  def __init__(self, model: nn.Module, prep: Preprocess, num_classes: int, optim_cfg,
+               epochs: int, **kwargs):
+    if kwargs:
+      raise TypeError(f"objective {self.name!r} got unknown settings: {sorted(kwargs)}")
+    self.model = model
+    self.prep = prep
+    self.num_classes = num_classes
+    self.optim_cfg = optim_cfg
+    self.epochs = epochs
+    self.tx = optim.make_optimizer(optim_cfg)
+
+  # --- the classifier -----------------------------------------------------------------
+  def apply_model(self, variables, x, train: bool = False, dropout=None, rngs=None):
+    """Inference-mode forward pass (the `ModelState.apply_fn`)."""
+    return self.model.apply(variables, x, train=train, dropout=dropout, rngs=rngs)
+
+  def init_classifier(self, rng: jax.Array, example_x: jnp.ndarray) -> TrainState:
+    x = self.prep.eval(example_x[:1])
+    variables = self.model.init({"params": rng, "dropout": rng}, x, train=False)
+    return TrainState.create(apply_fn=self.apply_model, params=variables["params"],
+                             batch_stats=variables.get("batch_stats", {}), tx=self.tx,
+                             epoch=jnp.zeros((), jnp.int32))
+
+  def forward_train(self, params, batch_stats, x, rng):
+    """Train-mode forward: batch statistics, dropout on; returns (logits, feats, new_stats)."""
+    (logits, feats), upd = self.model.apply(
+        {"params": params, "batch_stats": batch_stats}, x, train=True,
+        rngs={"dropout": rng}, mutable=["batch_stats"])
+    return logits, feats, upd["batch_stats"]
+
+  # --- the contract ---------------------------------------------------------------------
+  def init(self, rng: jax.Array, example_x: jnp.ndarray) -> TrainState:
+    return self.init_classifier(rng, example_x)
+
+  def start_epoch(self, state: TrainState, epoch: int) -> TrainState:
+    """Host-side, once per epoch: set the epoch counter and the epoch's learning rate."""
+    lr = optim.lr_at_epoch(self.optim_cfg, epoch, self.epochs)
+    return state.replace(epoch=jnp.asarray(epoch, jnp.int32),
+                         opt_state=optim.set_learning_rate(state.opt_state, lr))
+
+  def warm_start(self, prev: TrainState, fresh: TrainState) -> TrainState:
+    """Keep the previous cycle's weights with a fresh optimiser (LL4AL's public code)."""
+    return fresh.replace(params=prev.params, batch_stats=prev.batch_stats)
+
+  def model_state(self, state: TrainState) -> ModelState:
+    return ModelState(apply_fn=self.apply_model,
+                      variables={"params": state.params, "batch_stats": state.batch_stats})
+
+  @abc.abstractmethod
+  def train_step(self, state: TrainState, labeled: Dict[str, jnp.ndarray],
+                 unlabeled: Optional[Dict[str, jnp.ndarray]],
+                 rng: jax.Array) -> Tuple[TrainState, Dict[str, jnp.ndarray]]:
+    """One optimisation step; pure, so the loop can jit it once per run."""

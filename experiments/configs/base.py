@@ -1,0 +1,58 @@
+"""Defaults shared by every preset; each field says what it controls."""
+
+import ml_collections
+
+
+def get_config() -> ml_collections.ConfigDict:
+  c = ml_collections.ConfigDict()
+  c.method = "random"            # preset pairing (al_jax.methods) or "custom"
+  c.objective = "supervised"     # training objective (al_jax.objectives)
+  c.acquisition = "random"       # acquisition function (al_jax.acquisition)
+  c.dataset = "digits"
+  c.data_dir = ""                # TFDS data_dir; "" = TFDS default
+  c.preset = "cpu"
+  c.seed = 0
+  c.log_every = 10               # epochs between progress lines
+
+  c.al = ml_collections.ConfigDict()
+  c.al.initial = 40              # initial labeled pool size
+  c.al.budget = 40               # points labeled per cycle
+  c.al.cycles = 5                # training rounds (selection after all but the last)
+  c.al.subset = 0                # score a random unlabeled subset of this size (0 = all)
+  c.al.class_balanced = False    # class-balanced initial pool (CRC §4)
+  c.al.val_size = 0              # held-out labeled validation split (0 = none)
+
+  c.train = ml_collections.ConfigDict()
+  c.train.epochs = 40            # epochs per cycle
+  c.train.batch_size = 32
+  c.train.unlabeled_batch_size = 32  # per step, for objectives that use unlabeled data
+  c.train.min_steps_per_epoch = 1    # raise for SSL with few labels
+  c.train.warm_start = False     # keep the previous cycle's weights (LL4AL code) vs retrain
+  c.train.augment = True         # random crop (+ flip where valid) on labeled batches
+  c.train.early_stopping = False  # pick the best epoch on the validation split
+
+  c.model = ml_collections.ConfigDict()
+  c.model.name = "small_cnn"
+  c.model.kwargs = ml_collections.ConfigDict()
+
+  c.optim = ml_collections.ConfigDict()
+  c.optim.name = "adam"
+  c.optim.lr = 1e-3
+  c.optim.momentum = 0.9
+  c.optim.nesterov = False
+  c.optim.weight_decay = 0.0
+  c.optim.b1 = 0.9
+  c.optim.b2 = 0.999
+  c.optim.grad_clip = 0.0
+  c.optim.schedule = "constant"  # constant | step | cosine (per epoch)
+  c.optim.milestones = ()        # epochs, for "step"
+  c.optim.gamma = 0.1
+  c.optim.warmup_epochs = 0
+
+  c.objective_kwargs = ml_collections.ConfigDict()
+  c.acquisition_kwargs = ml_collections.ConfigDict()
+
+  c.eval = ml_collections.ConfigDict()
+  c.eval.chunk_size = 256        # fixed chunk for scoring and evaluation
+  c.eval.ece_bins = 15           # equal-width ECE bins (CrtCl Eq. 6)
+  return c

@@ -1,0 +1,26 @@
+"""Shared fixtures: tiny configs that run an AL experiment in seconds on CPU."""
+
+import os
+
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+import pytest  # noqa: E402
+
+from experiments.configs import cpu  # noqa: E402
+from experiments.configs import get_config  # noqa: E402
+
+
+def tiny_config(method: str = "random", dataset: str = "digits", **overrides):
+  """A cpu-preset config shrunk to a few seconds; overrides use dotted keys."""
+  c = get_config(method, dataset, "cpu")
+  cpu.apply_overrides(c, {
+      "al.initial": 20, "al.budget": 10, "al.cycles": 3, "train.epochs": 2,
+      "train.batch_size": 16, "train.unlabeled_batch_size": 16, "model.kwargs.widths": (8, 16),
+      "model.kwargs.hidden": 32, "eval.chunk_size": 128, "log_every": 1000})
+  cpu.apply_overrides(c, overrides)
+  return c
+
+
+@pytest.fixture
+def make_config():
+  return tiny_config
