@@ -3,6 +3,12 @@
 With no flags it runs the default experiment: random sampling on `digits`
 with the `cpu` preset. Settings not exposed as flags are overridden with
 `--set key=value` (e.g. `--set optim.lr=0.01 --set train.batch_size=64`).
+
+A comma-separated `--method` and/or `--seeds` runs a study (every method × seed,
+paired initial pools), one run workdir per pair under --workdir:
+
+    python -m experiments.main --method=random,entropy,margin --seeds=0,1,2 --workdir=W
+    python -m experiments.report --workdir=W
 """
 
 import ast
@@ -14,12 +20,14 @@ import tempfile
 from absl import app, flags, logging
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("method", "random", "Method preset (an objective × acquisition pairing).")
+flags.DEFINE_list("method", ["random"],
+                  "Method preset(s) (objective × acquisition pairings); several = a study.")
 flags.DEFINE_string("objective", None, "Override the method's training objective.")
 flags.DEFINE_string("acquisition", None, "Override the method's acquisition function.")
 flags.DEFINE_string("dataset", "digits", "Dataset name.")
 flags.DEFINE_string("preset", "cpu", "Preset: cpu or paper.")
 flags.DEFINE_integer("seed", 0, "Random seed (initial pool, init, batches, acquisition).")
+flags.DEFINE_list("seeds", None, "Several seeds = a study (overrides --seed).")
 flags.DEFINE_integer("cycles", None, "Number of AL cycles.")
 flags.DEFINE_integer("initial", None, "Initial labeled pool size.")
 flags.DEFINE_integer("budget", None, "Points labeled per cycle.")
@@ -30,18 +38,24 @@ flags.DEFINE_bool("resume", False, "Continue the experiment in --workdir after i
 flags.DEFINE_multi_string("set", [], "Config override key=value (dotted keys).")
 
 
-def build_config():
+def build_config(method: str, seed: int):
   """Resolves the preset, then the flags, then --set overrides; unknown keys raise."""
   from al_jax import ALError
   from experiments.configs import get_config
-  c = get_config(FLAGS.method, FLAGS.dataset, FLAGS.preset)
+  c = get_config(method, FLAGS.dataset, FLAGS.preset)
   if FLAGS.objective or FLAGS.acquisition:
     from al_jax.objectives import OBJECTIVES
     from al_jax.acquisition import ACQUISITIONS
-    c.objective = OBJECTIVES.get(FLAGS.objective).name if FLAGS.objective else c.objective
-    c.acquisition = (ACQUISITIONS.get(FLAGS.acquisition).name if FLAGS.acquisition
-                     else c.acquisition)
-  c.seed = FLAGS.seed
+    if FLAGS.objective:
+      OBJECTIVES.get(FLAGS.objective)
+      c.objective = FLAGS.objective
+    if FLAGS.acquisition:
+      ACQUISITIONS.get(FLAGS.acquisition)
+      c.acquisition = FLAGS.acquisition
+    from al_jax.methods import get_method
+    if (c.objective, c.acquisition) != tuple(get_method(method)[:2]):
+      c.method = f"{c.objective}+{c.acquisition}"  # an ablation pair: name it by its parts
+  c.seed = seed
   for name, key in (("cycles", "al.cycles"), ("initial", "al.initial"),
                     ("budget", "al.budget"), ("epochs", "train.epochs")):
     if getattr(FLAGS, name) is not None:
@@ -90,22 +104,34 @@ def main(argv):
   from al_jax import ALError
   try:
     import al_jax.loop as loop  # imported here so --help stays fast
-    config = build_config()
-    workdir = FLAGS.workdir or tempfile.mkdtemp(prefix=f"al_jax_{config.method}_")
+    try:
+      seeds = [int(s) for s in FLAGS.seeds] if FLAGS.seeds else [FLAGS.seed]
+    except ValueError:
+      raise ALError(f"--seeds must be integers, got {FLAGS.seeds}") from None
+    configs = [build_config(m, s) for m in FLAGS.method for s in seeds]
+    for c in configs:
+      c.lock()
+    study = len(configs) > 1
+    workdir = FLAGS.workdir or tempfile.mkdtemp(prefix="al_jax_")
     import jax
-    log.info("al_jax: %s on %s (%s preset), seed %d, devices %s, workdir %s",
-                 config.method, config.dataset, config.preset, config.seed, jax.devices(),
-                 workdir)
-    config.lock()
-    rows = loop.run(config, workdir, resume=FLAGS.resume)
+    log.info("al_jax: %s on %s (%s preset), seeds %s, devices %s, workdir %s",
+             ",".join(FLAGS.method), FLAGS.dataset, FLAGS.preset, seeds, jax.devices(), workdir)
+    if study:
+      from experiments import study as study_lib
+      runs = study_lib.run_study(configs, workdir, FLAGS.resume)
+    else:
+      runs = {workdir: loop.run(configs[0], workdir, resume=FLAGS.resume)}
   except ALError as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)
-  if rows:
-    last = rows[-1]
-    print(f"finished {len(rows)} cycles: {last['num_labeled']} labels, test accuracy "
-          f"{last['test_accuracy']:.4f}, ECE {last['test_ece']:.4f}; results in "
-          f"{os.path.join(workdir, 'results.jsonl')}")
+  for path, rows in runs.items():
+    if rows:
+      last = rows[-1]
+      print(f"{last['method']} seed {last['seed']}: {len(rows)} cycles, "
+            f"{last['num_labeled']} labels, test accuracy {last['test_accuracy']:.4f}, "
+            f"ECE {last['test_ece']:.4f}; results in {os.path.join(path, 'results.jsonl')}")
+  if study:
+    print(f"report: python -m experiments.report --workdir={workdir}")
 
 
 if __name__ == "__main__":

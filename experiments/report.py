@@ -1,0 +1,220 @@
+"""Reports from one run or a study: python -m experiments.report --workdir=W [--target=0.9]
+
+Reads every `results.jsonl` under W and writes to W:
+  report.md               learning-curve tables (mean ± std over seeds), AULC, labels to
+                          reach a target accuracy, wall-clock split, paired comparisons
+                          against `random` (mean difference, 95% t interval, paired t-test)
+  accuracy_vs_labels.png  test accuracy vs labels, mean ± std band per method
+  ece_vs_labels.png       test ECE vs labels, likewise
+  results.csv             every cycle of every run (one row each, for pandas)
+  summary.csv             one row per method: AULC, final accuracy, labels-to-target
+"""
+
+import csv
+import json
+import math
+import os
+import sys
+from collections import defaultdict
+from typing import Dict, List, Optional
+
+import numpy as np
+from absl import app, flags
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("workdir", None, "A run or study directory.")
+flags.DEFINE_float("target", None, "Target accuracy for labels-to-target "
+                   "(default: 95% of the best final mean accuracy).")
+flags.DEFINE_string("baseline", "random", "Method the paired comparisons are against.")
+
+_COLUMNS = ("method", "objective", "acquisition", "dataset", "seed", "cycle", "num_labeled",
+            "test_accuracy", "test_ece", "test_nll", "test_brier", "train_seconds",
+            "query_seconds", "score_seconds", "select_seconds")
+
+
+def load_runs(workdir: str) -> List[List[Dict]]:
+  """Every run's rows (sorted by cycle) under `workdir`."""
+  runs = []
+  for dirpath, _, files in sorted(os.walk(workdir)):
+    if "results.jsonl" in files:
+      rows = []
+      with open(os.path.join(dirpath, "results.jsonl")) as f:
+        for line in f:
+          if line.strip():
+            try:
+              rows.append(json.loads(line))
+            except ValueError:
+              break
+      if rows:
+        runs.append(sorted(rows, key=lambda r: r["cycle"]))
+  return runs
+
+
+def aulc(labels: np.ndarray, acc: np.ndarray) -> float:
+  """Area under the accuracy-vs-labels curve, normalised by the label range (so in [0, 1])."""
+  if len(labels) < 2:
+    return float(acc[0])
+  return float(np.trapezoid(acc, labels) / (labels[-1] - labels[0]))
+
+
+def mean_ci(diffs: np.ndarray):
+  """Mean, 95% t interval half-width and paired t-test p-value (H0: mean 0)."""
+  from scipy import stats
+  n = len(diffs)
+  m = float(np.mean(diffs))
+  if n < 2:
+    return m, float("nan"), float("nan")
+  sd = float(np.std(diffs, ddof=1))
+  half = float(stats.t.ppf(0.975, n - 1) * sd / math.sqrt(n))
+  p = float(stats.ttest_1samp(diffs, 0.0).pvalue) if sd > 0 else (0.0 if m else 1.0)
+  return m, half, p
+
+
+def summarise(runs: List[List[Dict]], target: Optional[float], baseline: str):
+  by_method = defaultdict(dict)  # method -> seed -> rows
+  for rows in runs:
+    by_method[rows[0]["method"]][rows[0]["seed"]] = rows
+  curves = {}
+  for m, seeds in sorted(by_method.items()):
+    n_cycles = min(len(r) for r in seeds.values())
+    labels = np.array([r["num_labeled"] for r in next(iter(seeds.values()))[:n_cycles]], float)
+    acc = np.array([[r["test_accuracy"] for r in rows[:n_cycles]] for rows in seeds.values()])
+    ece = np.array([[r["test_ece"] for r in rows[:n_cycles]] for rows in seeds.values()])
+    tr = np.array([[r["train_seconds"] for r in rows[:n_cycles]] for rows in seeds.values()])
+    qu = np.array([[r["query_seconds"] for r in rows[:n_cycles]] for rows in seeds.values()])
+    curves[m] = {"labels": labels, "acc": acc, "ece": ece, "train_s": tr, "query_s": qu,
+                 "seeds": list(seeds), "aulc": {s: aulc(labels, a)
+                                                for s, a in zip(seeds, acc)}}
+  if target is None:
+    target = 0.95 * max(c["acc"].mean(0)[-1] for c in curves.values())
+  for c in curves.values():
+    mean = c["acc"].mean(0)
+    hit = np.flatnonzero(mean >= target)
+    c["labels_to_target"] = int(c["labels"][hit[0]]) if len(hit) else None
+  paired = {}
+  if baseline in curves:
+    base = curves[baseline]
+    for m, c in curves.items():
+      if m == baseline:
+        continue
+      common = sorted(set(c["seeds"]) & set(base["seeds"]))
+      if not common:
+        continue
+      k = min(len(c["labels"]), len(base["labels"]))
+      d_aulc = np.array([c["aulc"][s] - base["aulc"][s] for s in common])
+      d_final = np.array([c["acc"][c["seeds"].index(s)][k - 1]
+                          - base["acc"][base["seeds"].index(s)][k - 1] for s in common])
+      paired[m] = {"n": len(common), "aulc": mean_ci(d_aulc), "final": mean_ci(d_final)}
+  return curves, target, paired
+
+
+def plot(curves, key: str, ylabel: str, path: str, title: str) -> None:
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+  fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=120)
+  for m, c in curves.items():
+    mean, std = c[key].mean(0), _std(c[key], 0)
+    line, = ax.plot(c["labels"], mean, marker="o", ms=3, label=f"{m} (n={len(c['seeds'])})")
+    ax.fill_between(c["labels"], mean - std, mean + std, color=line.get_color(), alpha=0.2)
+  ax.set_xlabel("number of labeled training images")
+  ax.set_ylabel(ylabel)
+  ax.set_title(title)
+  ax.grid(alpha=0.3)
+  ax.legend(fontsize=8)
+  fig.tight_layout()
+  fig.savefig(path)
+  plt.close(fig)
+
+
+def _std(a: np.ndarray, axis=None):
+  """Sample standard deviation over seeds (ddof=1); 0 for a single seed."""
+  n = a.shape[0] if axis == 0 else a.size
+  return a.std(axis=axis, ddof=1) if n > 1 else np.zeros_like(a.mean(axis=axis))
+
+
+def _pm(a: np.ndarray, fmt: str = ".4f") -> str:
+  return f"{a.mean():{fmt}} ± {_std(a):{fmt}}" if len(a) > 1 else f"{a.mean():{fmt}}"
+
+
+def write_report(workdir: str, target: Optional[float] = None,
+                 baseline: str = "random") -> Dict:
+  runs = load_runs(workdir)
+  if not runs:
+    raise FileNotFoundError(f"no results.jsonl under {workdir}")
+  curves, target, paired = summarise(runs, target, baseline)
+  ds = runs[0][0]["dataset"]
+  plot(curves, "acc", "test accuracy", os.path.join(workdir, "accuracy_vs_labels.png"),
+       f"{ds}: test accuracy vs labels (mean ± std over seeds)")
+  plot(curves, "ece", "test ECE (15 bins)", os.path.join(workdir, "ece_vs_labels.png"),
+       f"{ds}: expected calibration error vs labels")
+  with open(os.path.join(workdir, "results.csv"), "w", newline="") as f:
+    w = csv.DictWriter(f, fieldnames=_COLUMNS, extrasaction="ignore")
+    w.writeheader()
+    for rows in runs:
+      w.writerows(rows)
+  lines = [f"# AL report: {ds}", "",
+           f"{len(runs)} runs, methods: {', '.join(curves)}. Accuracy and ECE on the full test "
+           "set; mean ± std over seeds.", "",
+           "![accuracy](accuracy_vs_labels.png) ![ece](ece_vs_labels.png)", "",
+           "## Summary", "",
+           f"AULC: area under the accuracy-vs-labels curve divided by the label range. "
+           f"Labels to target: first cycle whose mean accuracy ≥ {target:.4f}.", "",
+           "| method | seeds | AULC | final accuracy | final ECE | labels to target | "
+           "train s/cycle | query s/cycle |", "|---|---|---|---|---|---|---|---|"]
+  summary = []
+  for m, c in curves.items():
+    a = np.array(list(c["aulc"].values()))
+    row = {"method": m, "seeds": len(c["seeds"]), "aulc_mean": a.mean(), "aulc_std": float(_std(a)),
+           "final_acc_mean": c["acc"][:, -1].mean(), "final_acc_std": float(_std(c["acc"][:, -1])),
+           "labels_to_target": c["labels_to_target"]}
+    summary.append(row)
+    lines.append(f"| {m} | {len(c['seeds'])} | {_pm(a)} | {_pm(c['acc'][:, -1])} | "
+                 f"{_pm(c['ece'][:, -1])} | {c['labels_to_target'] or 'not reached'} | "
+                 f"{c['train_s'].mean():.2f} | {c['query_s'].mean():.2f} |")
+  with open(os.path.join(workdir, "summary.csv"), "w", newline="") as f:
+    w = csv.DictWriter(f, fieldnames=list(summary[0]))
+    w.writeheader()
+    w.writerows(summary)
+  if paired:
+    lines += ["", f"## Paired comparison against `{baseline}` (same seeds, same initial pools)",
+              "", "Mean difference (method − baseline) with a 95% t interval and a paired "
+              "t-test p-value over seeds.", "",
+              "| method | seeds | Δ AULC | 95% CI | p | Δ final accuracy | 95% CI | p |",
+              "|---|---|---|---|---|---|---|---|"]
+    for m, p in paired.items():
+      fmt = lambda t: (f"{t[0]:+.4f} | " + (f"±{t[1]:.4f}" if math.isfinite(t[1]) else "n/a")
+                       + " | " + (f"{t[2]:.3f}" if math.isfinite(t[2]) else "n/a"))
+      lines.append(f"| {m} | {p['n']} | {fmt(p['aulc'])} | {fmt(p['final'])} |")
+  lines += ["", "## Learning curves (test accuracy, mean ± std)", ""]
+  for m, c in curves.items():
+    lines += [f"### {m}", "", "| cycle | labels | accuracy | ECE | train s | query s |",
+              "|---|---|---|---|---|---|"]
+    for k, lab in enumerate(c["labels"]):
+      lines.append(f"| {k} | {int(lab)} | {_pm(c['acc'][:, k])} | {_pm(c['ece'][:, k])} | "
+                   f"{c['train_s'][:, k].mean():.2f} | {c['query_s'][:, k].mean():.2f} |")
+    lines.append("")
+  with open(os.path.join(workdir, "report.md"), "w") as f:
+    f.write("\n".join(lines) + "\n")
+  return {"curves": curves, "target": target, "paired": paired, "summary": summary}
+
+
+def main(argv):
+  del argv
+  if not FLAGS.workdir or not os.path.isdir(FLAGS.workdir):
+    print(f"error: --workdir must be an existing directory, got {FLAGS.workdir!r}",
+          file=sys.stderr)
+    sys.exit(2)
+  try:
+    out = write_report(FLAGS.workdir, FLAGS.target, FLAGS.baseline)
+  except FileNotFoundError as e:
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(2)
+  for r in out["summary"]:
+    print(f"{r['method']:<24} AULC {r['aulc_mean']:.4f} ± {r['aulc_std']:.4f}  "
+          f"final acc {r['final_acc_mean']:.4f}")
+  print(f"wrote {os.path.join(FLAGS.workdir, 'report.md')}")
+
+
+if __name__ == "__main__":
+  app.run(main)
