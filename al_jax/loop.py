@@ -21,6 +21,7 @@ from al_jax import ALError
 from al_jax import acquisition as acq_lib
 from al_jax import metrics as metrics_lib
 from al_jax import objectives as obj_lib
+from al_jax import parallel
 from al_jax import results as results_lib
 from al_jax.data import DATASETS, Pool, Preprocess
 from al_jax.models import get_model
@@ -108,10 +109,24 @@ class ActiveLearner:
         **_to_dict(config.acquisition_kwargs))
     root = jax.random.PRNGKey(config.seed)
     self.k_init, self.k_train, self.k_acq = jax.random.split(root, 3)
-    self.x_dev = jnp.asarray(self.x_train)
-    self.x_test_dev = jnp.asarray(ds.x_test)
+    # Data parallel over all local devices when there are several (parallel.devices=0),
+    # batch axis sharded; a no-op on one device.
+    self.dp = parallel.maybe_data_parallel(config.parallel.devices)
+    if self.dp is not None:
+      self.dp.check_divisible("train.batch_size", config.train.batch_size)
+      self.dp.check_divisible("train.unlabeled_batch_size", config.train.unlabeled_batch_size)
+      self.dp.check_divisible("eval.chunk_size", config.eval.chunk_size)
+    self.x_dev = self._put(self.x_train)
+    self.x_test_dev = self._put(ds.x_test)
     self._step = jax.jit(self._train_step, donate_argnums=0)
     self.compiles = 0
+
+  def _put(self, x):
+    """Replicated over the data-parallel mesh, or plain on the default device."""
+    return self.dp.replicate(x) if self.dp is not None else jnp.asarray(x)
+
+  def _put_batch(self, x, axis: int = 0):
+    return self.dp.shard(x, axis) if self.dp is not None else jnp.asarray(x)
 
   # --- training --------------------------------------------------------------------------
   def _train_step(self, state, x_all, y_visible, lab_idx, lab_mask, unl_idx, rng):
@@ -136,21 +151,25 @@ class ActiveLearner:
       # Copy: the jitted step donates its input buffers, and prev_state is still
       # needed (checkpoint, TOD's previous-cycle model).
       state = self.objective.warm_start(jax.tree_util.tree_map(jnp.copy, prev_state), state)
+    if self.dp is not None:
+      state = self.dp.replicate(state)
     labeled = pool.labeled
     unlabeled = pool.unlabeled
-    y_visible = jnp.asarray(pool.visible_labels())
-    k_cycle = jax.random.fold_in(self.k_train, cycle)
+    y_visible = self._put(pool.visible_labels())
+    k_cycle = self._put(jax.random.fold_in(self.k_train, cycle))
     best = None
     for epoch in range(tr.epochs):
       rs = np.random.default_rng([cfg.seed, _LABELED, cycle, epoch])
       pos, mask = epoch_batches(len(labeled), tr.batch_size, tr.min_steps_per_epoch, rs)
-      lab_idx = jnp.asarray(labeled[pos], jnp.int32)
-      masks = jnp.asarray(mask)
+      # One transfer per epoch; [steps, B] with the batch axis sharded under data parallel.
+      lab_idx = self._put_batch(labeled[pos].astype(np.int32), axis=1)
+      masks = self._put_batch(mask, axis=1)
       if self.objective.uses_unlabeled and len(unlabeled):
         ru = np.random.default_rng([cfg.seed, _UNLABELED, cycle, epoch])
-        unl = jnp.asarray(ru.choice(unlabeled, (len(pos), tr.unlabeled_batch_size)), jnp.int32)
+        unl = ru.choice(unlabeled, (len(pos), tr.unlabeled_batch_size)).astype(np.int32)
       else:
-        unl = jnp.zeros((len(pos), 1), jnp.int32)
+        unl = np.zeros((len(pos), self.dp.size if self.dp else 1), np.int32)
+      unl = self._put_batch(unl, axis=1)
       state = self.objective.start_epoch(state, epoch)
       sums = None
       for s in range(len(pos)):
@@ -179,9 +198,9 @@ class ActiveLearner:
   # --- evaluation ------------------------------------------------------------------------
   def evaluate(self, state, x: np.ndarray, y: np.ndarray) -> Dict[str, float]:
     mstate = self.objective.model_state(state)
-    x_dev = self.x_test_dev if x is self.dataset.x_test else jnp.asarray(x)
+    x_dev = self.x_test_dev if x is self.dataset.x_test else self._put(x)
     logits = acq_lib.map_chunks(_logits, mstate, x_dev, np.arange(len(y)), self.prep,
-                                self.config.eval.chunk_size)
+                                self.config.eval.chunk_size, dp=self.dp)
     return metrics_lib.to_host(metrics_lib.classification_metrics(
         jnp.asarray(logits), jnp.asarray(y), self.config.eval.ece_bins))
 
@@ -192,7 +211,7 @@ class ActiveLearner:
       mstate = mstate.replace(prev_variables=prev_variables)
     return acq_lib.acquire(self.acquisition, mstate, self.x_dev, pool, self.config.al.budget,
                            jax.random.fold_in(self.k_acq, cycle), self.prep,
-                           self.config.eval.chunk_size, self.config.al.subset)
+                           self.config.eval.chunk_size, self.config.al.subset, dp=self.dp)
 
   # --- the loop --------------------------------------------------------------------------
   def run(self, resume: bool = False) -> List[Dict[str, Any]]:
@@ -234,16 +253,19 @@ class ActiveLearner:
     test = self.evaluate(state, self.dataset.x_test, self.dataset.y_test)
     t1 = time.time()
     selected = np.zeros(0, np.int64)
+    score_s = select_s = 0.0
     if cycle + 1 < cfg.al.cycles:
       prev_vars = self.objective.model_state(prev_state).variables if prev_state else None
-      selected = self.select(cycle, state, pool, prev_vars)["indices"]
+      sel = self.select(cycle, state, pool, prev_vars)
+      selected, score_s, select_s = sel["indices"], sel["score_seconds"], sel["select_seconds"]
     query_s = time.time() - t1
     row = {"method": cfg.method, "objective": cfg.objective, "acquisition": cfg.acquisition,
            "dataset": cfg.dataset, "seed": cfg.seed, "cycle": cycle,
            "num_labeled": pool.num_labeled, "test_accuracy": test["accuracy"],
            "test_ece": test["ece"], "test_nll": test["nll"], "test_brier": test["brier"],
            "train_seconds": round(train_s, 3), "query_seconds": round(query_s, 3),
-           "num_selected": int(len(selected))}
+           "score_seconds": round(score_s, 3), "select_seconds": round(select_s, 3),
+           "num_selected": int(len(selected)), "compiles": self.compiles}
     rows.append(row)
     self.log(f"cycle {cycle + 1}/{cfg.al.cycles} done | labeled {pool.num_labeled} | "
              f"test acc {test['accuracy']:.4f} | ece {test['ece']:.4f} | "

@@ -17,7 +17,7 @@ import al_jax
 from al_jax import ALError
 
 # Keys that may differ between a run and its --resume without making it a different experiment.
-_RUN_ONLY_KEYS = ("resume", "workdir", "log_every", "diagnostics")
+_RUN_ONLY_KEYS = ("resume", "workdir", "log_every", "diagnostics", "parallel")
 
 
 def environment_info() -> Dict[str, Any]:

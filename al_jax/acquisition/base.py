@@ -14,6 +14,7 @@ Two kinds of acquisition function, both registered in `ACQUISITIONS`:
 
 import dataclasses
 import functools
+import time
 from typing import Any, Callable, Dict, Optional
 
 import jax
@@ -70,11 +71,11 @@ class SelectContext:
   candidates: np.ndarray
   prep: Preprocess
   chunk_size: int
-  labels_of_labeled: Optional[np.ndarray] = None
+  dp: Any = None
 
   def map_chunks(self, fn: Callable, idx: np.ndarray, rng: Optional[jax.Array] = None):
     """Applies jitted `fn(state, x_preprocessed, rng) -> pytree` over `idx` in padded chunks."""
-    return map_chunks(fn, self.state, self.x_all, idx, self.prep, self.chunk_size, rng)
+    return map_chunks(fn, self.state, self.x_all, idx, self.prep, self.chunk_size, rng, self.dp)
 
   def embeddings(self, idx: np.ndarray) -> np.ndarray:
     """Penultimate features [len(idx), D] (inference mode)."""
@@ -92,11 +93,13 @@ def _chunk_call(fn, prep, state, x_all, idx, rng):
 
 
 def map_chunks(fn: Callable, state: ModelState, x_all, idx: np.ndarray, prep: Preprocess,
-               chunk_size: int, rng: Optional[jax.Array] = None):
+               chunk_size: int, rng: Optional[jax.Array] = None, dp=None):
   """Runs `fn` on fixed-size chunks of `x_all[idx]` (last chunk padded), concatenates on host.
 
   One compilation per (fn, chunk_size) for the whole run. Chunk k gets the key
-  `fold_in(rng, k)`, so results are deterministic for a key.
+  `fold_in(rng, k)`, so results are deterministic for a key. With `dp` (an
+  `al_jax.parallel.DataParallel`) each chunk is sharded over its devices.
+  Chunks are dispatched asynchronously and fetched to the host once at the end.
   """
   idx = np.asarray(idx, np.int64)
   n = len(idx)
@@ -108,10 +111,14 @@ def map_chunks(fn: Callable, state: ModelState, x_all, idx: np.ndarray, prep: Pr
     pad = chunk_size - len(chunk)
     # Padding repeats a real index; its outputs are dropped below.
     padded = np.concatenate([chunk, np.full(pad, chunk[0] if len(chunk) else 0)])
-    out = _chunk_call(fn, prep, state, x_all, jnp.asarray(padded, jnp.int32),
-                      jax.random.fold_in(rng, k))
-    outs.append(jax.tree_util.tree_map(lambda a, m=len(chunk): np.asarray(a)[:m], out))
-  return jax.tree_util.tree_map(lambda *a: np.concatenate(a, 0), *outs)
+    padded = padded.astype(np.int32)
+    padded = dp.shard(padded) if dp is not None else jnp.asarray(padded)
+    outs.append((len(chunk), _chunk_call(fn, prep, state, x_all, padded,
+                                         jax.random.fold_in(rng, k))))
+  host = [(m, jax.device_get(o)) for m, o in outs]
+  return jax.tree_util.tree_map(lambda *a: np.concatenate(a, 0),
+                                *[jax.tree_util.tree_map(lambda a, m=m: np.asarray(a)[:m], o)
+                                  for m, o in host])
 
 
 def top_k(scores: np.ndarray, candidates: np.ndarray, k: int) -> np.ndarray:
@@ -125,7 +132,7 @@ def top_k(scores: np.ndarray, candidates: np.ndarray, k: int) -> np.ndarray:
 
 def acquire(acq: Acquisition, state: ModelState, x_all, pool: Pool, budget: int,
             rng: jax.Array, prep: Preprocess, chunk_size: int = 256,
-            subset: int = 0) -> Dict[str, Any]:
+            subset: int = 0, dp=None) -> Dict[str, Any]:
   """Selects `budget` unlabeled indices.
 
   Args:
@@ -139,10 +146,11 @@ def acquire(acq: Acquisition, state: ModelState, x_all, pool: Pool, budget: int,
     chunk_size: scoring chunk size.
     subset: if > 0, score only a random subset of this many unlabeled points
       (LL4AL/TOD/LPLgrad's random subset R).
+    dp: optional `al_jax.parallel.DataParallel` to shard scoring chunks.
 
   Returns:
-    dict with "indices" (int64 [budget], selection order), "candidates" and
-    "scores" (None for batch-mode selectors).
+    dict with "indices" (int64 [budget], selection order), "candidates",
+    "scores" (None for batch-mode selectors), "score_seconds" and "select_seconds".
   """
   unlabeled = pool.unlabeled
   if budget <= 0:
@@ -158,15 +166,19 @@ def acquire(acq: Acquisition, state: ModelState, x_all, pool: Pool, budget: int,
     candidates = np.sort(np.random.default_rng(seed).choice(unlabeled, subset, replace=False))
   if acq.needs_previous and state.prev_variables is None:
     raise ALError(f"acquisition {acq.name!r} needs the previous cycle's model")
+  t0 = time.perf_counter()
   if acq.kind == "select":
     ctx = SelectContext(state=state, x_all=x_all, labeled=pool.labeled, candidates=candidates,
-                        prep=prep, chunk_size=chunk_size)
+                        prep=prep, chunk_size=chunk_size, dp=dp)
     idx = np.asarray(acq.select(ctx, budget, k_score), np.int64)
     _check_selection(idx, candidates, budget, acq.name)
-    return {"indices": idx, "candidates": candidates, "scores": None}
-  scores = map_chunks(acq.score, state, x_all, candidates, prep, chunk_size, k_score)
+    return {"indices": idx, "candidates": candidates, "scores": None, "score_seconds": 0.0,
+            "select_seconds": time.perf_counter() - t0}
+  scores = map_chunks(acq.score, state, x_all, candidates, prep, chunk_size, k_score, dp)
+  t1 = time.perf_counter()
   idx = top_k(scores, candidates, budget)
-  return {"indices": idx, "candidates": candidates, "scores": scores}
+  return {"indices": idx, "candidates": candidates, "scores": scores,
+          "score_seconds": t1 - t0, "select_seconds": time.perf_counter() - t1}
 
 
 def _check_selection(idx, candidates, budget, name):

@@ -52,6 +52,9 @@ def get_config() -> ml_collections.ConfigDict:
   c.objective_kwargs = ml_collections.ConfigDict()
   c.acquisition_kwargs = ml_collections.ConfigDict()
 
+  c.parallel = ml_collections.ConfigDict()
+  c.parallel.devices = 0         # data-parallel devices (0 = all local devices; 1 = off)
+
   c.eval = ml_collections.ConfigDict()
   c.eval.chunk_size = 256        # fixed chunk for scoring and evaluation
   c.eval.ece_bins = 15           # equal-width ECE bins (CrtCl Eq. 6)
