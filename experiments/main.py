@@ -36,6 +36,8 @@ flags.DEFINE_string("workdir", None, "Output directory (default: a new temporary
 flags.DEFINE_string("data_dir", None, "TFDS data directory.")
 flags.DEFINE_bool("resume", False, "Continue the experiment in --workdir after its last cycle.")
 flags.DEFINE_multi_string("set", [], "Config override key=value (dotted keys).")
+flags.DEFINE_bool("distributed", False, "Multi-host: call jax.distributed.initialize() first "
+                  "(coordinator and process ids from the environment, as on Cloud TPU/SLURM).")
 
 
 def build_config(method: str, seed: int):
@@ -103,6 +105,9 @@ def main(argv):
   log.propagate = False
   from al_jax import ALError
   try:
+    import jax
+    if FLAGS.distributed:
+      jax.distributed.initialize()
     import al_jax.loop as loop  # imported here so --help stays fast
     try:
       seeds = [int(s) for s in FLAGS.seeds] if FLAGS.seeds else [FLAGS.seed]
@@ -113,7 +118,6 @@ def main(argv):
       c.lock()
     study = len(configs) > 1
     workdir = FLAGS.workdir or tempfile.mkdtemp(prefix="al_jax_")
-    import jax
     log.info("al_jax: %s on %s (%s preset), seeds %s, devices %s, workdir %s",
              ",".join(FLAGS.method), FLAGS.dataset, FLAGS.preset, seeds, jax.devices(), workdir)
     if study:
