@@ -215,10 +215,19 @@ class ActiveLearner:
 
   # --- the loop --------------------------------------------------------------------------
   def run(self, resume: bool = False) -> List[Dict[str, Any]]:
-    cfg = self.config
     wd = self.workdir
-    if wd is not None:
-      wd.start(_to_dict(cfg), resume)
+    if wd is None:
+      return self._run(resume)
+    wd.start(_to_dict(self.config), resume)
+    try:
+      return self._run(resume)
+    finally:
+      # Whatever stops the run (error, Ctrl-C), finished cycles' checkpoints are completed
+      # and the workdir lock is released.
+      wd.close()
+
+  def _run(self, resume: bool) -> List[Dict[str, Any]]:
+    cfg, wd = self.config, self.workdir
     pool = self.initial_pool()
     start, prev_state = 0, None
     if wd is not None and resume:
@@ -235,13 +244,8 @@ class ActiveLearner:
         self.log("nothing to do: every cycle is finished")
         return wd.read_results()
     rows = wd.read_results() if wd is not None else []
-    try:
-      for cycle in range(start, cfg.al.cycles):
-        pool, prev_state = self._cycle(cycle, pool, prev_state, rows)
-    finally:
-      # Whatever stops the run (error, Ctrl-C), finished cycles' checkpoints are completed.
-      if wd is not None:
-        wd.close()
+    for cycle in range(start, cfg.al.cycles):
+      pool, prev_state = self._cycle(cycle, pool, prev_state, rows)
     return rows
 
   def _cycle(self, cycle: int, pool: Pool, prev_state, rows):

@@ -5,6 +5,7 @@ results rows are appended and fsynced one line at a time, and a resumed run
 first drops the rows of any cycle that has no checkpoint yet.
 """
 
+import fcntl
 import json
 import os
 from typing import Any, Dict, List, Optional
@@ -58,6 +59,7 @@ class Workdir:
     self.pools_dir = os.path.join(self.path, "pools")
     self.ckpt_dir = os.path.join(self.path, "checkpoints")
     self._mngr: Optional[ocp.CheckpointManager] = None
+    self._lock = None
 
   # --- experiment identity ---------------------------------------------------------------
   def holds_experiment(self) -> bool:
@@ -87,8 +89,19 @@ class Workdir:
                       "choose another --workdir")
     os.makedirs(self.pools_dir, exist_ok=True)
     os.makedirs(self.ckpt_dir, exist_ok=True)
+    self._acquire_lock()
     _atomic_write(self.config_path, json.dumps(
         {"config": config, "environment": environment_info()}, indent=2, sort_keys=True))
+
+  def _acquire_lock(self) -> None:
+    """One process per workdir: a second run (or --resume) while one is alive is refused."""
+    self._lock = open(os.path.join(self.path, ".lock"), "w")
+    try:
+      fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+      self._lock.close()
+      self._lock = None
+      raise ALError(f"workdir {self.path} is in use by another running process") from None
 
   # --- per-cycle files -------------------------------------------------------------------
   def read_results(self) -> List[Dict[str, Any]]:
@@ -155,3 +168,6 @@ class Workdir:
       self._mngr.wait_until_finished()
       self._mngr.close()
       self._mngr = None
+    if self._lock is not None:
+      self._lock.close()  # releases the flock
+      self._lock = None

@@ -209,3 +209,17 @@ def test_cli_sigkill_then_resume_matches(tmp_path):
   for k in range(3):
     np.testing.assert_array_equal(np.load(full / "pools" / f"cycle_{k}.npy"),
                                   np.load(wd / "pools" / f"cycle_{k}.npy"))
+
+
+def test_workdir_in_use_by_a_live_process_is_refused(tmp_path):
+  from al_jax import results
+  wd = str(tmp_path / "w")
+  loop.run(tiny_config("random", **{"al.cycles": 1}), wd, log=quiet)
+  holder = results.Workdir(wd)
+  holder._acquire_lock()  # stands in for a second process still running in W
+  try:
+    with pytest.raises(ALError, match="in use by another running process"):
+      loop.run(tiny_config("random", **{"al.cycles": 1}), wd, resume=True, log=quiet)
+  finally:
+    holder.close()
+  loop.run(tiny_config("random", **{"al.cycles": 1}), wd, resume=True, log=quiet)
