@@ -118,6 +118,23 @@ def _discover(state: ModelState, x) -> Dict[Path, dict]:
   return layers, unsupported
 
 
+def _forward_capture(state: ModelState, x, perts):
+  """Forward pass adding `perts[path]` to each captured layer's output; returns its inputs."""
+  inputs = {}
+
+  def icpt(next_fun, args, kwargs, ctx):
+    out = next_fun(*args, **kwargs)
+    path = tuple(ctx.module.path)
+    if ctx.method_name == "__call__" and path in perts:
+      inputs[path] = args[0]
+      out = out + perts[path]
+    return out
+
+  with nn.intercept_methods(icpt):
+    logits, _ = state.apply_fn(state.variables, x)
+  return logits, inputs
+
+
 def _covered(layers, params) -> bool:
   """True if every parameter belongs to an intercepted layer."""
   leaves = jax.tree_util.tree_flatten_with_path(params)[0]
@@ -196,18 +213,7 @@ def factorised_sq_norms(state: ModelState, x: jnp.ndarray,
   perts = {p: jnp.zeros(l["shape"], l["dtype"]) for p, l in layers.items()}
 
   def total_loss(perts):
-    inputs = {}
-
-    def icpt(next_fun, args, kwargs, ctx):
-      out = next_fun(*args, **kwargs)
-      path = tuple(ctx.module.path)
-      if ctx.method_name == "__call__" and path in perts:
-        inputs[path] = args[0]
-        out = out + perts[path]
-      return out
-
-    with nn.intercept_methods(icpt):
-      logits, _ = state.apply_fn(state.variables, x)
+    logits, inputs = _forward_capture(state, x, perts)
     return jnp.sum(loss_fn(logits)), inputs
 
   deltas, inputs = jax.grad(total_loss, has_aux=True)(perts)
