@@ -66,59 +66,85 @@ def _factors(state: ModelState, x: jnp.ndarray):
   return out
 
 
-def _kernel_block(a1, d1, a2, d2) -> jnp.ndarray:
-  """Σ_c ⟨Σ_t a1_t d1^cᵀ_t, Σ_s a2_s d2^cᵀ_s⟩ for all pairs, the cheaper way."""
-  c, n, t, dout = d1.shape
-  m, din = a2.shape[0], a1.shape[-1]
-  explicit = c * (n + m) * t * din * dout + c * n * m * din * dout
-  ghost = n * m * t * t * (din + c * dout)
-  if explicit <= ghost:
-    g1 = jnp.einsum("ntd,cnte->cnde", a1, d1)
-    g2 = jnp.einsum("ntd,cnte->cnde", a2, d2)
-    return jnp.einsum("cnde,cmde->nm", g1, g2)
-  aa = jnp.einsum("ntd,msd->nmts", a1, a2)
-  dd = jnp.einsum("cnte,cmse->nmts", d1, d2)
-  return jnp.sum(aa * dd, (2, 3))
-
-
-def _cross(f1, f2) -> jnp.ndarray:
-  k = 0.0
-  for u, v in zip(f1, f2):
-    if isinstance(u, tuple):
-      k = k + _kernel_block(u[0], u[1], v[0], v[1])
+def _compact(factors):
+  """Per tensor, the smaller of its per-sample Jacobian [n, C·P] and its factors (A, Δ)."""
+  out = []
+  for f in factors:
+    if isinstance(f, tuple):
+      a, d = f
+      c, n, t, dout = d.shape
+      din = a.shape[-1]
+      if c * din * dout <= t * din + c * t * dout:
+        out.append(jnp.einsum("ntd,cnte->ncde", a, d).reshape(n, -1))
+      else:
+        # Δ as [n, T, Dout, C]: an output-channel slice is then one contiguous
+        # [n, T, e·C] block, and its Jacobian one batched matmul (see _slice_jacobian).
+        out.append((a, jnp.transpose(d, (1, 2, 3, 0))))
     else:
-      k = k + jnp.einsum("cnd,cmd->nm", u, v)
-  return k
+      out.append(jnp.transpose(f, (1, 0, 2)).reshape(f.shape[1], -1))
+  return out
+
+
+def _slice_jacobian(a, d, start, size):
+  """Per-sample Jacobian of output channels [start, start+size): [n, Din·size·C].
+
+  a: [n, T, Din]; d: [n, T, Dout, C]. Aᵀ_n Δ_n for every sample as one batched matmul.
+  """
+  n, t = a.shape[:2]
+  ds = jax.lax.dynamic_slice_in_dim(d, start, size, axis=2).reshape(n, t, -1)
+  return jnp.matmul(jnp.swapaxes(a, 1, 2), ds).reshape(n, -1)
+
+
+@jax.jit
+def _gram(u, v):
+  return u @ v.T
+
+
+def _divisor_at_most(n: int, cap: int) -> int:
+  return max(k for k in range(1, min(n, max(cap, 1)) + 1) if n % k == 0)
 
 
 def structured_ntk(state: ModelState, x1: jnp.ndarray, x2: Optional[jnp.ndarray] = None,
-                   block: int = 64) -> jnp.ndarray:
+                   block: int = 64, max_elements: int = 2 ** 25) -> jnp.ndarray:
   """Full-layer eNTK traced over classes, [n1, n2] (n2 = n1 when x2 is None), float32.
 
-  Args:
-    state: the model (inference-mode BatchNorm).
-    x1, x2: preprocessed inputs.
-    block: samples per block; peak memory grows with block², not with n.
+  Samples are processed in blocks of `block` (one compilation); each parameter
+  tensor keeps either its per-sample Jacobian or its factors, whichever is
+  smaller, and factor tensors are expanded `max_elements` at a time (output-channel
+  slices), so peak memory is bounded by the factors, not by n × C × P.
   """
   sym = x2 is None
-  x2 = x1 if sym else x2
-  jit_factors = jax.jit(_factors)
-  jit_cross = jax.jit(_cross)
-  pad = lambda x: jnp.concatenate([x, jnp.repeat(x[-1:], block - x.shape[0], 0)], 0)
-  chunks = lambda x: [x[i:i + block] for i in range(0, x.shape[0], block)]
-  c1, c2 = chunks(x1), (None if sym else chunks(x2))
-  # Factors of one block at a time, padded to a fixed shape (one compilation).
-  f1 = [jit_factors(state, pad(b)) for b in c1]
-  f2 = f1 if sym else [jit_factors(state, pad(b)) for b in c2]
-  sizes1 = [b.shape[0] for b in c1]
-  sizes2 = sizes1 if sym else [b.shape[0] for b in c2]
-  rows = []
-  for i, fa in enumerate(f1):
-    row = []
-    for j, fb in enumerate(f2):
-      if sym and j < i:
-        row.append(rows[j][i].T)
-        continue
-      row.append(jit_cross(fa, fb)[:sizes1[i], :sizes2[j]])
-    rows.append(row)
-  return jnp.concatenate([jnp.concatenate(r, 1) for r in rows], 0)
+  jit_factors = jax.jit(lambda st, x: _compact(_factors(st, x)))
+  slice_fn = jax.jit(_slice_jacobian, static_argnums=(3,))
+
+  def collect(x):
+    n = x.shape[0]
+    parts = []
+    for i in range(0, n, block):
+      xb = x[i:i + block]
+      m = xb.shape[0]
+      if m < block:  # pad to the fixed block shape; padded rows are dropped below
+        xb = jnp.concatenate([xb, jnp.repeat(xb[-1:], block - m, 0)], 0)
+      parts.append(jax.tree_util.tree_map(lambda a, m=m: a[:m] if a.ndim == 2 else a,
+                                          [f if not isinstance(f, tuple) else
+                                           (f[0][:m], f[1][:m]) for f in jit_factors(state, xb)]))
+    return [jnp.concatenate(p, 0) if not isinstance(p[0], tuple) else
+            (jnp.concatenate([q[0] for q in p], 0), jnp.concatenate([q[1] for q in p], 0))
+            for p in zip(*parts)]
+
+  f1 = collect(x1)
+  f2 = f1 if sym else collect(x2)
+  k = jnp.zeros((x1.shape[0], (x1 if sym else x2).shape[0]), jnp.float32)
+  for u, v in zip(f1, f2):
+    if not isinstance(u, tuple):
+      k = k + _gram(u, v)
+      continue
+    (a1, d1), (a2, d2) = u, v
+    n, din = a1.shape[0], a1.shape[-1]
+    dout, c = d1.shape[2], d1.shape[3]
+    size = _divisor_at_most(dout, max_elements // max(1, n * din * c))
+    for start in range(0, dout, size):
+      g1 = slice_fn(a1, d1, start, size)
+      g2 = g1 if sym else slice_fn(a2, d2, start, size)
+      k = k + _gram(g1, g2)
+  return k
