@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 from al_jax import ALError
 from al_jax import acquisition as acq_lib
+from al_jax import diagnostics as diag_lib
 from al_jax import metrics as metrics_lib
 from al_jax import objectives as obj_lib
 from al_jax import parallel
@@ -28,7 +29,9 @@ from al_jax.models import get_model
 
 # Host-side numpy streams, one per purpose: batches of labeled / unlabeled data,
 # the initial pool and the validation split.
-_LABELED, _UNLABELED, _INITIAL, _VALIDATION = 1, 2, 3, 4
+_LABELED, _UNLABELED, _INITIAL, _VALIDATION, _DIAGNOSTICS = 1, 2, 3, 4, 5
+# Probe size of the loss-estimation diagnostics (a random subset of the unlabeled pool).
+DIAGNOSTICS_PROBE = 2000
 
 logger = logging.getLogger("al_jax")
 
@@ -102,11 +105,15 @@ class ActiveLearner:
     validate(config, len(y))
     self.prep = Preprocess.for_dataset(ds, augment=config.train.augment)
     model = get_model(config.model.name, ds.num_classes, **_to_dict(config.model.kwargs))
-    self.objective = obj_lib.OBJECTIVES.get(config.objective)(
-        model=model, prep=self.prep, num_classes=ds.num_classes, optim_cfg=config.optim,
-        epochs=config.train.epochs, **_to_dict(config.objective_kwargs))
-    self.acquisition = acq_lib.ACQUISITIONS.get(config.acquisition)(
-        **_to_dict(config.acquisition_kwargs))
+    obj_cls = obj_lib.OBJECTIVES.get(config.objective)
+    acq_cls = acq_lib.ACQUISITIONS.get(config.acquisition)
+    try:
+      self.objective = obj_cls(
+          model=model, prep=self.prep, num_classes=ds.num_classes, optim_cfg=config.optim,
+          epochs=config.train.epochs, **_to_dict(config.objective_kwargs))
+      self.acquisition = acq_cls(**_to_dict(config.acquisition_kwargs))
+    except TypeError as e:  # unknown objective_kwargs / acquisition_kwargs
+      raise ALError(str(e).splitlines()[0]) from None
     root = jax.random.PRNGKey(config.seed)
     self.k_init, self.k_train, self.k_acq = jax.random.split(root, 3)
     # Data parallel over all local devices when there are several (parallel.devices=0),
@@ -120,6 +127,7 @@ class ActiveLearner:
     self.x_test_dev = self._put(ds.x_test)
     self._step = jax.jit(self._train_step, donate_argnums=0)
     self.compiles = 0
+    self.diagnostics: Dict[int, Dict[str, Any]] = {}
 
   def _put(self, x):
     """Replicated over the data-parallel mesh, or plain on the default device."""
@@ -211,7 +219,23 @@ class ActiveLearner:
       mstate = mstate.replace(prev_variables=prev_variables)
     return acq_lib.acquire(self.acquisition, mstate, self.x_dev, pool, self.config.al.budget,
                            jax.random.fold_in(self.k_acq, cycle), self.prep,
-                           self.config.eval.chunk_size, self.config.al.subset, dp=self.dp)
+                           self.config.eval.chunk_size, self.config.al.subset,
+                           dp=self.dp, cycle=cycle, run_rng=self.k_acq)
+
+  def diagnose(self, cycle: int, state, pool: Pool, prev_variables=None) -> Dict[str, Any]:
+    """Loss-estimation report (al_jax.diagnostics) on an unlabeled probe and the test set."""
+    mstate = self.objective.model_state(state).replace(prev_variables=prev_variables)
+    unl = pool.unlabeled
+    probe = np.sort(np.random.default_rng([self.config.seed, _DIAGNOSTICS, cycle]).choice(
+        unl, min(DIAGNOSTICS_PROBE, len(unl)), replace=False))
+    key = jax.random.fold_in(jax.random.fold_in(self.k_acq, cycle), _DIAGNOSTICS)
+    run = lambda x, idx, y: diag_lib.loss_estimation(
+        self.acquisition, mstate, x, idx, y, self.prep, self.config.eval.chunk_size, key,
+        self.config.al.budget)
+    return {"cycle": cycle, "num_labeled": pool.num_labeled,
+            "unlabeled": run(self.x_dev, probe, self.y_train[probe]) if len(probe) else None,
+            "test": run(self.x_test_dev, np.arange(len(self.dataset.y_test)),
+                        self.dataset.y_test)}
 
   # --- the loop --------------------------------------------------------------------------
   def run(self, resume: bool = False) -> List[Dict[str, Any]]:
@@ -258,11 +282,21 @@ class ActiveLearner:
     t1 = time.time()
     selected = np.zeros(0, np.int64)
     score_s = select_s = 0.0
+    if prev_state is None and self.acquisition.needs_previous:
+      # TOD §4.2: in the first cycle the previous model is the untrained initial one
+      # (re-derived from the cycle's init key, so resume gives the same model).
+      prev_state = self.objective.init(jax.random.fold_in(self.k_init, cycle), self.x_train[:1])
+    prev_vars = self.objective.model_state(prev_state).variables if prev_state else None
     if cycle + 1 < cfg.al.cycles:
-      prev_vars = self.objective.model_state(prev_state).variables if prev_state else None
       sel = self.select(cycle, state, pool, prev_vars)
       selected, score_s, select_s = sel["indices"], sel["score_seconds"], sel["select_seconds"]
     query_s = time.time() - t1
+    if cfg.get("diagnostics"):
+      self.diagnostics[cycle] = report = self.diagnose(cycle, state, pool, prev_vars)
+      if wd is not None:
+        diag_lib.write_report(wd.path, cycle, report)
+      self.log(f"cycle {cycle + 1}/{cfg.al.cycles} diagnostics | unlabeled: "
+               f"{diag_lib.summary(report['unlabeled'])} | test: {diag_lib.summary(report['test'])}")
     row = {"method": cfg.method, "objective": cfg.objective, "acquisition": cfg.acquisition,
            "dataset": cfg.dataset, "seed": cfg.seed, "cycle": cycle,
            "num_labeled": pool.num_labeled, "test_accuracy": test["accuracy"],

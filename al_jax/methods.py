@@ -21,6 +21,17 @@ METHODS: Dict[str, Method] = {
     "least_confidence": Method("supervised", "least_confidence", "least-confidence sampling"),
     "confidence": Method("supervised", "least_confidence", "CRC's name for least confidence"),
     "margin": Method("supervised", "margin", "smallest-margin sampling"),
+    # TOD (Huang et al. 2021) and its ablations (Table 1: Base+Semi, Base+Active; §5.4 EMAOD).
+    "tod": Method("tod_ema", "cod", "TOD: EMA consistency + cyclic output discrepancy"),
+    "tod_semi_only": Method("tod_ema", "random", "TOD Base+Semi: EMA consistency, random"),
+    "tod_active_only": Method("supervised", "cod", "TOD Base+Active: cross-entropy, COD"),
+    "tod_emaod": Method("tod_ema", "emaod", "TOD §5.4: discrepancy to the EMA model"),
+    # CrtCl and its ablations (§V.E.1 loss only, §V.E.2 selection only), PT4AL baseline.
+    "crtcl": Method("critic", "critic", "CrtCl: WGAN correctness critic, lowest critic score"),
+    "crtcl_loss_only": Method("critic", "random", "CrtCl §V.E.1: critic losses, random"),
+    "crtcl_select_only": Method("critic_no_gen", "critic",
+                                "CrtCl §V.E.2: critic trained, L_CG not backpropagated"),
+    "pt4al": Method("supervised", "pt4al", "PT4AL: rotation-loss batches, least confidence"),
 }
 
 

@@ -35,6 +35,8 @@ flags.DEFINE_integer("epochs", None, "Training epochs per cycle.")
 flags.DEFINE_string("workdir", None, "Output directory (default: a new temporary directory).")
 flags.DEFINE_string("data_dir", None, "TFDS data directory.")
 flags.DEFINE_bool("resume", False, "Continue the experiment in --workdir after its last cycle.")
+flags.DEFINE_bool("diagnostics", False, "Write the loss-estimation report of the acquisition "
+                  "score per cycle to WORKDIR/diagnostics/cycle_K.json.")
 flags.DEFINE_multi_string("set", [], "Config override key=value (dotted keys).")
 flags.DEFINE_bool("distributed", False, "Multi-host: call jax.distributed.initialize() first "
                   "(coordinator and process ids from the environment, as on Cloud TPU/SLURM).")
@@ -42,7 +44,9 @@ flags.DEFINE_bool("distributed", False, "Multi-host: call jax.distributed.initia
 
 def build_config(method: str, seed: int):
   """Resolves the preset, then the flags, then --set overrides; unknown keys raise."""
+  import ml_collections
   from al_jax import ALError
+  from al_jax.methods import get_method
   from experiments.configs import get_config
   c = get_config(method, FLAGS.dataset, FLAGS.preset)
   if FLAGS.objective or FLAGS.acquisition:
@@ -54,10 +58,16 @@ def build_config(method: str, seed: int):
     if FLAGS.acquisition:
       ACQUISITIONS.get(FLAGS.acquisition)
       c.acquisition = FLAGS.acquisition
-    from al_jax.methods import get_method
+    # The method's settings belong to its own components: a replaced one starts from its
+    # defaults (e.g. --method=tod --objective=supervised must not pass λ to supervised).
+    if c.objective != get_method(method).objective:
+      c.objective_kwargs = ml_collections.ConfigDict()
+    if c.acquisition != get_method(method).acquisition:
+      c.acquisition_kwargs = ml_collections.ConfigDict()
     if (c.objective, c.acquisition) != tuple(get_method(method)[:2]):
       c.method = f"{c.objective}+{c.acquisition}"  # an ablation pair: name it by its parts
   c.seed = seed
+  c.diagnostics = FLAGS.diagnostics
   for name, key in (("cycles", "al.cycles"), ("initial", "al.initial"),
                     ("budget", "al.budget"), ("epochs", "train.epochs")):
     if getattr(FLAGS, name) is not None:
@@ -77,13 +87,19 @@ def build_config(method: str, seed: int):
 
 
 def _assign(c, key, value):
+  import ml_collections
   from al_jax import ALError
   node = c
   *path, leaf = key.split(".")
   try:
+    # Component settings (objective_kwargs, acquisition_kwargs, model.kwargs) are open-ended:
+    # the component checks its own keyword arguments and rejects unknown ones.
+    open_ended = any(p.endswith("kwargs") for p in path)
     for p in path:
+      if p not in node and open_ended:
+        node[p] = ml_collections.ConfigDict()
       node = node[p]
-    if leaf not in node:
+    if leaf not in node and not open_ended:
       raise KeyError(leaf)
     node[leaf] = value
   except KeyError:

@@ -64,6 +64,9 @@ class SelectContext:
     candidates: unlabeled indices eligible for selection (a random subset if --subset).
     prep: preprocessing for deterministic (eval) views.
     chunk_size: fixed chunk size for batched computations.
+    cycle: the AL cycle whose model selects (0 outside the loop).
+    run_rng: a key that is the same in every cycle of a run, for side models fitted
+      once per run (PT4AL's pretext model); None outside the loop.
   """
   state: ModelState
   x_all: Any
@@ -72,6 +75,8 @@ class SelectContext:
   prep: Preprocess
   chunk_size: int
   dp: Any = None
+  cycle: int = 0
+  run_rng: Optional[Any] = None
 
   def map_chunks(self, fn: Callable, idx: np.ndarray, rng: Optional[jax.Array] = None):
     """Applies jitted `fn(state, x_preprocessed, rng) -> pytree` over `idx` in padded chunks."""
@@ -132,7 +137,8 @@ def top_k(scores: np.ndarray, candidates: np.ndarray, k: int) -> np.ndarray:
 
 def acquire(acq: Acquisition, state: ModelState, x_all, pool: Pool, budget: int,
             rng: jax.Array, prep: Preprocess, chunk_size: int = 256,
-            subset: int = 0, dp=None) -> Dict[str, Any]:
+            subset: int = 0, dp=None, cycle: int = 0,
+            run_rng: Optional[jax.Array] = None) -> Dict[str, Any]:
   """Selects `budget` unlabeled indices.
 
   Args:
@@ -147,6 +153,7 @@ def acquire(acq: Acquisition, state: ModelState, x_all, pool: Pool, budget: int,
     subset: if > 0, score only a random subset of this many unlabeled points
       (LL4AL/TOD/LPLgrad's random subset R).
     dp: optional `al_jax.parallel.DataParallel` to shard scoring chunks.
+    cycle, run_rng: passed to batch-mode selectors (see `SelectContext`).
 
   Returns:
     dict with "indices" (int64 [budget], selection order), "candidates",
@@ -169,7 +176,8 @@ def acquire(acq: Acquisition, state: ModelState, x_all, pool: Pool, budget: int,
   t0 = time.perf_counter()
   if acq.kind == "select":
     ctx = SelectContext(state=state, x_all=x_all, labeled=pool.labeled, candidates=candidates,
-                        prep=prep, chunk_size=chunk_size, dp=dp)
+                        prep=prep, chunk_size=chunk_size, dp=dp, cycle=cycle,
+                        run_rng=run_rng)
     idx = np.asarray(acq.select(ctx, budget, k_score), np.int64)
     _check_selection(idx, candidates, budget, acq.name)
     return {"indices": idx, "candidates": candidates, "scores": None, "score_seconds": 0.0,

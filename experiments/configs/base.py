@@ -13,6 +13,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.preset = "cpu"
   c.seed = 0
   c.log_every = 10               # epochs between progress lines
+  c.diagnostics = False          # loss-estimation report per cycle (al_jax.diagnostics)
 
   c.al = ml_collections.ConfigDict()
   c.al.initial = 40              # initial labeled pool size

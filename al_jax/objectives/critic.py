@@ -1,0 +1,200 @@
+"""CrtCl: cross-entropy plus a WGAN correctness critic (CrtCl paper, §III.D, Alg. 1, Eqs. 1–5).
+
+One `train_step` is one iteration of Alg. 1:
+
+1. classifier forward on the labeled batch; θ ← θ − η∇L_CE (line 10);
+2. critic step on the same forward's features, detached (lines 8–9, 11):
+   L_CC = Σ_{incorrect} C − Σ_{correct} C (Eq. 4), AdamW (lr 1e-3) followed by
+   weight clipping to [−c, c] (`optim.clip_params`, WGAN's 1-Lipschitz constraint);
+3. while epoch < E': classifier forward on an unlabeled batch, generator loss
+   L_CG = −γ Σ_{unlabeled} C(F(x)) (Eq. 5) and a second θ update (lines 12–14).
+   L_CG reaches the classifier only through its output probabilities (§V.A: "only
+   backpropagate to the last layer of the generator"): the feature maps the critic
+   reads are detached.
+
+The critic (params + optimiser state) lives in `state.aux["critic"]`; `model_state`
+exposes it as the side model `"critic"` with apply function
+`critic_score(params, x, logits, features) -> [B]` for the `critic` acquisition.
+"""
+
+import flax
+import jax
+import jax.numpy as jnp
+import ml_collections
+import optax
+
+from al_jax import ALError
+from al_jax import optim
+from al_jax.models.critic import Critic
+from al_jax.objectives.base import OBJECTIVES, Objective, TrainState, cross_entropy, masked_mean
+from al_jax.state import ModelState
+
+REDUCTIONS = ("sum", "mean")
+
+
+def critic_inputs(feats, x, logits, num_stages: int = 4):
+  """(last `num_stages` feature maps, input image, probabilities): CrtCl §V.A."""
+  return tuple(feats["stages"][-num_stages:]), x, jax.nn.softmax(logits.astype(jnp.float32))
+
+
+def wasserstein_critic_loss(c, correct, mask, reduction: str = "sum"):
+  """Eq. 4: Σ_{incorrect} C − Σ_{correct} C ("mean": the per-set means of Eq. 3)."""
+  inc = mask * (1.0 - correct)
+  cor = mask * correct
+  if reduction == "sum":
+    return jnp.sum(c * inc) - jnp.sum(c * cor)
+  return (jnp.sum(c * inc) / jnp.maximum(jnp.sum(inc), 1.0)
+          - jnp.sum(c * cor) / jnp.maximum(jnp.sum(cor), 1.0))
+
+
+@OBJECTIVES.register("critic")
+class CriticLoss(Objective):
+  """CrtCl's objective: CE + critic trained with L_CC + generator loss L_CG until epoch E'.
+
+  Args (beyond `Objective`'s):
+    gamma: γ, weight of L_CG (paper: 0.04 CIFAR-10/100, 0.02 SVHN).
+    stop_fraction: E' as a fraction of the epochs per cycle (paper: 130 of 200 = 0.65).
+    clip: c, critic weights stay in [−c, c] (WGAN default 0.01, Arjovsky et al. 2017).
+    critic_lr: AdamW learning rate of the critic (paper: 1e-3).
+    critic_weight_decay: AdamW weight decay (PyTorch's AdamW default 0.01).
+    width: critic projection width (paper: 128).
+    num_stages: how many of the last feature maps the critic reads (paper: 4).
+    reduction: "sum" (Eqs. 4–5 as written) or "mean" (expectations, Eq. 3).
+    generator: backpropagate L_CG into the classifier (False: §V.E.2 ablation, the
+      critic is trained but never trains the classifier).
+  """
+  name = "critic"
+  uses_unlabeled = True
+
+  def __init__(self, model, prep, num_classes, optim_cfg, epochs, gamma: float = 0.04,
+               stop_fraction: float = 0.65, clip: float = 0.01, critic_lr: float = 1e-3,
+               critic_weight_decay: float = 0.01, width: int = 128, num_stages: int = 4,
+               reduction: str = "sum", generator: bool = True, **kwargs):
+    super().__init__(model, prep, num_classes, optim_cfg, epochs, **kwargs)
+    if reduction not in REDUCTIONS:
+      raise ALError(f"unknown critic reduction {reduction!r}; valid: {', '.join(REDUCTIONS)}")
+    if clip <= 0:
+      raise ALError(f"critic clip bound must be positive, got {clip}")
+    if not 0.0 <= stop_fraction <= 1.0:
+      raise ALError(f"stop_fraction must be in [0, 1], got {stop_fraction}")
+    self.gamma = float(gamma)
+    self.stop_epoch = int(round(stop_fraction * epochs))  # E' (paper: 130 of 200)
+    self.clip = float(clip)
+    self.num_stages = int(num_stages)
+    self.reduction = reduction
+    self.generator = bool(generator)
+    self.uses_unlabeled = self.generator
+    self.critic = Critic(width=width)
+    critic_cfg = ml_collections.ConfigDict(dict(
+        name="adamw", lr=float(critic_lr), weight_decay=float(critic_weight_decay),
+        b1=0.9, b2=0.999))
+    # Clipping comes last in the chain: it rewrites the AdamW update so the new weights
+    # land in [−c, c] (CrtCl §III.D, WGAN Alg. 1 line 7).
+    self.critic_tx = optim.make_optimizer(critic_cfg, extra=(optim.clip_params(self.clip),))
+
+  # --- state ------------------------------------------------------------------------------
+  def init(self, rng, example_x):
+    k_cls, k_critic = jax.random.split(rng)
+    state = self.init_classifier(k_cls, example_x)
+    x = self.prep.eval(example_x[:1])
+    logits, feats = self.model.apply({"params": state.params,
+                                      "batch_stats": state.batch_stats}, x)
+    params = self.critic.init(k_critic, *critic_inputs(feats, x, logits, self.num_stages))
+    # Start inside the box too (WGAN's reference code clamps before every critic update).
+    params = jax.tree_util.tree_map(lambda p: jnp.clip(p, -self.clip, self.clip), params)
+    return state.replace(aux={"critic": {"params": params,
+                                         "opt_state": self.critic_tx.init(params)}})
+
+  def warm_start(self, prev, fresh):
+    return fresh.replace(params=prev.params, batch_stats=prev.batch_stats,
+                         aux={"critic": prev.aux["critic"]})
+
+  def critic_score(self, params, x, logits, feats):
+    """C_φ(F_θ(x)) [B] for a preprocessed batch and the classifier's outputs on it."""
+    return self.critic.apply(params, *critic_inputs(feats, x, logits, self.num_stages))
+
+  def model_state(self, state) -> ModelState:
+    return ModelState(apply_fn=self.apply_model,
+                      variables={"params": state.params, "batch_stats": state.batch_stats},
+                      aux={"critic": state.aux["critic"]["params"]},
+                      aux_apply=flax.core.FrozenDict({"critic": self.critic_score}))
+
+  # --- the step ---------------------------------------------------------------------------
+  def generator_loss(self, params, batch_stats, critic_params, xu, rng):
+    """Eq. 5, L_CG = −γ Σ_{unlabeled} C(F(x)); returns (loss, new batch_stats).
+
+    The feature maps are detached, so the gradient reaches θ only through the output
+    probabilities (§V.A); the image carries no θ dependence.
+    """
+    u_logits, u_feats, u_stats = self.forward_train(params, batch_stats, xu, rng)
+    stages, img, probs = critic_inputs(u_feats, xu, u_logits, self.num_stages)
+    c_u = self.critic.apply(critic_params, jax.lax.stop_gradient(stages), img, probs)
+    total = jnp.sum(c_u) if self.reduction == "sum" else jnp.mean(c_u)
+    return -self.gamma * total, u_stats
+
+  def train_step(self, state: TrainState, labeled, unlabeled, rng):
+    rng = jax.random.fold_in(rng, state.step)
+    k_aug, k_drop, k_uaug, k_udrop = jax.random.split(rng, 4)
+    x = self.prep.train(k_aug, labeled["x"])
+    y, mask = labeled["y"], labeled["mask"]
+
+    # Alg. 1 lines 6–7, 10: cross-entropy step of the classifier.
+    def ce_fn(params):
+      logits, feats, stats = self.forward_train(params, state.batch_stats, x, k_drop)
+      return masked_mean(cross_entropy(logits, y), mask), (logits, feats, stats)
+
+    (ce, (logits, feats, stats)), g = jax.value_and_grad(ce_fn, has_aux=True)(state.params)
+    state = state.apply_gradients(grads=g, batch_stats=stats)
+
+    # Lines 8–9, 11: critic step on the same (detached) features, Eq. 4.
+    correct = (logits.argmax(-1) == y).astype(jnp.float32)
+    inputs = jax.lax.stop_gradient(critic_inputs(feats, x, logits, self.num_stages))
+    crit = state.aux["critic"]
+
+    def cc_fn(cparams):
+      c = self.critic.apply(cparams, *inputs)
+      return wasserstein_critic_loss(c, correct, mask, self.reduction), c
+
+    (l_cc, c), cg = jax.value_and_grad(cc_fn, has_aux=True)(crit["params"])
+    upd, copt = self.critic_tx.update(cg, crit["opt_state"], crit["params"])
+    cparams = optax.apply_updates(crit["params"], upd)
+    state = state.replace(aux={"critic": {"params": cparams, "opt_state": copt}})
+    n_cor = jnp.sum(mask * correct)
+    n_inc = jnp.sum(mask * (1.0 - correct))
+    gap = (jnp.sum(c * mask * correct) / jnp.maximum(n_cor, 1.0)
+           - jnp.sum(c * mask * (1.0 - correct)) / jnp.maximum(n_inc, 1.0))
+    metrics = {"loss": ce, "accuracy": masked_mean(correct, mask), "critic_loss": l_cc,
+               "critic_gap": gap}
+    if not self.generator:
+      return state, metrics
+    if unlabeled is None:
+      raise ALError("the critic objective with generator=True needs unlabeled batches")
+
+    # Lines 12–14: generator loss on unlabeled data until E' (Eq. 5), through the
+    # probabilities only; the updated critic is held fixed.
+    xu = self.prep.train(k_uaug, unlabeled["x"])
+
+    def gen_step(s):
+      (l_cg, u_stats), gg = jax.value_and_grad(self.generator_loss, has_aux=True)(
+          s.params, s.batch_stats, cparams, xu, k_udrop)
+      return s.apply_gradients(grads=gg, batch_stats=u_stats), l_cg
+
+    def skip(s):
+      return s, jnp.zeros((), jnp.float32)
+
+    # lax.cond, not a zero gradient: a zero step would still move θ through momentum.
+    state, l_cg = jax.lax.cond(state.epoch < self.stop_epoch, gen_step, skip, state)
+    metrics["gen_loss"] = l_cg
+    return state, metrics
+
+
+@OBJECTIVES.register("critic_no_gen")
+class CriticNoGenerator(CriticLoss):
+  """§V.E.2 ablation: the critic is trained alongside, but L_CG never reaches the classifier."""
+  name = "critic_no_gen"
+  uses_unlabeled = False
+
+  def __init__(self, *args, generator: bool = False, **kwargs):
+    if generator:
+      raise ALError("critic_no_gen never backpropagates L_CG; use the 'critic' objective")
+    super().__init__(*args, generator=False, **kwargs)
