@@ -219,12 +219,18 @@ _NT_IMPLEMENTATIONS = {"jacobian": 1, "ntvp": 2, "structured": 3}
 
 
 def nt_kernel(f: Callable, p, x1, x2=None, rest=None, implementation: str = "jacobian"):
-  """Traced eNTK from `neural_tangents.empirical_ntk_fn` (trace over the class axis)."""
+  """Traced eNTK from `neural_tangents.empirical_ntk_fn` (trace over the class axis).
+
+  neural-tangents divides by the size of the traced axes (its `sum_and_contract`:
+  `... / size`), i.e. returns the mean over classes; CRC's K̃ is the trace (§3.1), so the
+  result is multiplied by C (measured: exactly C× apart before this factor).
+  """
   nt = require_neural_tangents()
   impl = nt.NtkImplementation(_NT_IMPLEMENTATIONS[implementation])
   fn = nt.empirical_ntk_fn(lambda q, x, **kw: f(q, x, kw.get("rest")), trace_axes=(-1,),
                            vmap_axes=0, implementation=impl)
-  return fn(x1, x2, p, **({} if rest is None else {"rest": rest}))
+  num_classes = jax.eval_shape(lambda q: f(q, x1[:1], rest), p).shape[-1]
+  return num_classes * fn(x1, x2, p, **({} if rest is None else {"rest": rest}))
 
 
 # --- one entry point -----------------------------------------------------------------------

@@ -28,6 +28,8 @@ flags.DEFINE_string("workdir", None, "Output directory (default: a new temporary
 flags.DEFINE_string("data_dir", None, "TFDS data directory.")
 flags.DEFINE_bool("resume", False, "Continue the experiment in --workdir after its last cycle.")
 flags.DEFINE_multi_string("set", [], "Config override key=value (dotted keys).")
+flags.DEFINE_string("ntk_backend", None, "Empirical-NTK backend of eNTK-based acquisitions "
+                    "(crc): native, or neural_tangents where neural-tangents imports.")
 
 
 def build_config():
@@ -48,6 +50,13 @@ def build_config():
       _assign(c, key, getattr(FLAGS, name))
   if FLAGS.data_dir:
     c.data_dir = FLAGS.data_dir
+  if FLAGS.ntk_backend is not None:
+    import inspect
+    from al_jax.acquisition import ACQUISITIONS
+    if "ntk_backend" not in inspect.signature(ACQUISITIONS.get(c.acquisition)).parameters:
+      raise ALError(f"--ntk_backend applies to eNTK-based acquisitions (crc), not "
+                    f"{c.acquisition!r}")
+    c.acquisition_kwargs.ntk_backend = FLAGS.ntk_backend
   for item in FLAGS.set:
     if "=" not in item:
       raise ALError(f"--set expects key=value, got {item!r}")
