@@ -211,7 +211,7 @@ def require_neural_tangents():
         f"{jax.__version__} and neural_tangents does not import ({type(e).__name__}: "
         f"{str(e).splitlines()[0][:120] if str(e) else ''}). Use --ntk_backend=native "
         "(the default), or a pinned environment: jax==0.4.25 jaxlib==0.4.25 'numpy<2' "
-        "neural-tangents==0.6.5 tensorflow-cpu") from None
+        "neural-tangents==0.6.5 tensorflow") from None
   return nt
 
 

@@ -32,7 +32,7 @@ def run_one(method, seed, labels, epochs, min_steps):
                             "train.epochs": epochs, "train.min_steps_per_epoch": min_steps,
                             "log_every": 1000})
   if method == "random_mt":  # ramp-up over 40% of the steps, as the cpu preset
-    cfg.objective_kwargs.rampup_steps = 0.4 * epochs * min_steps
+    cfg.objective_kwargs.rampup_steps = int(0.4 * epochs * min_steps)
   cfg.seed = seed
   t = time.time()
   row = ActiveLearner(cfg, workdir=None, log=lambda s: None).run()[0]

@@ -18,6 +18,7 @@ diagnostic harness (experiments/crc_pseudo_al.py) calls with labels passed expli
 import functools
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from al_jax import ALError
@@ -112,7 +113,7 @@ class CRC(Acquisition):
     p, rest = f.split(ctx.state.variables)
     cs = max(int(ctx.chunk_size), 1)
     jac = lambda idx: _jacobian_at(f, ctx.prep, p, rest, ctx.x_all,
-                                   jax.numpy.asarray(idx, jax.numpy.int32))
+                                   jnp.asarray(idx, jnp.int32))
     labeled = np.asarray(ctx.labeled, np.int64)
     n_l, g = len(labeled), groups.shape[1]
     lab_chunks = [_pad_idx(labeled[s:s + cs], cs) for s in range(0, n_l, cs)]
@@ -151,7 +152,7 @@ class CRC(Acquisition):
     """ntvp / neural-tangents: one group at a time, K(L, L) still computed once."""
     f = ntk.ClassifierFn(ctx.state.apply_fn, self.layers)
     p, rest = f.split(ctx.state.variables)
-    view = lambda idx: ctx.prep.eval(ctx.x_all[jax.numpy.asarray(idx, jax.numpy.int32)])
+    view = lambda idx: ctx.prep.eval(ctx.x_all[jnp.asarray(idx, jnp.int32)])
     kern = functools.partial(ntk.ntk, f, p, rest=rest, method=self.method,
                              backend=self.ntk_backend, chunk_size=ctx.chunk_size)
     labeled = np.asarray(ctx.labeled, np.int64)
