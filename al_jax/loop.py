@@ -193,6 +193,11 @@ class ActiveLearner:
         acc = self.evaluate(state, self.x_val, self.y_val)["accuracy"]
         if best is None or acc > best[0]:
           best = (acc, jax.tree_util.tree_map(jnp.copy, state), epoch)
+        patience = tr.get("early_stopping_patience", 0)
+        if patience and epoch - best[2] >= patience:
+          self.log(f"cycle {cycle + 1}/{cfg.al.cycles} | no validation improvement for "
+                   f"{patience} epochs: stopping at epoch {epoch + 1}")
+          break
       if (epoch + 1) % max(1, cfg.log_every) == 0 or epoch + 1 == tr.epochs:
         self.log(f"cycle {cycle + 1}/{cfg.al.cycles} | labeled {len(labeled)} | "
                  f"epoch {epoch + 1}/{tr.epochs} | "

@@ -45,3 +45,14 @@ def get_method(name: str) -> Method:
   if name not in METHODS:
     raise ALError(f"unknown method {name!r}; valid: {', '.join(sorted(METHODS))}")
   return METHODS[name]
+
+# CRC (Kong et al.): convergence rate control with semi-supervised training; the SSL
+# baselines of its Tables 4–6 are the same acquisitions under the same objectives.
+register_method("crc", "mean_teacher", "crc",
+                "CRC: groups maximising λ⁺_min of the eNTK, Mean Teacher training")
+register_method("crc_fixmatch", "fixmatch", "crc", "CRC with FixMatch training (Tables 5–6)")
+for _obj, _suffix in (("mean_teacher", "mt"), ("fixmatch", "fixmatch")):
+  register_method(f"random_{_suffix}", _obj, "random", f"random sampling, {_obj} training")
+  register_method(f"entropy_{_suffix}", _obj, "entropy", f"max-entropy, {_obj} training")
+  register_method(f"confidence_{_suffix}", _obj, "least_confidence",
+                  f"least confidence, {_obj} training")

@@ -40,6 +40,8 @@ flags.DEFINE_bool("diagnostics", False, "Write the loss-estimation report of the
 flags.DEFINE_multi_string("set", [], "Config override key=value (dotted keys).")
 flags.DEFINE_bool("distributed", False, "Multi-host: call jax.distributed.initialize() first "
                   "(coordinator and process ids from the environment, as on Cloud TPU/SLURM).")
+flags.DEFINE_string("ntk_backend", None, "Empirical-NTK backend of eNTK-based acquisitions "
+                    "(crc): native, or neural_tangents where neural-tangents imports.")
 
 
 def build_config(method: str, seed: int):
@@ -74,6 +76,13 @@ def build_config(method: str, seed: int):
       _assign(c, key, getattr(FLAGS, name))
   if FLAGS.data_dir:
     c.data_dir = FLAGS.data_dir
+  if FLAGS.ntk_backend is not None:
+    import inspect
+    from al_jax.acquisition import ACQUISITIONS
+    if "ntk_backend" not in inspect.signature(ACQUISITIONS.get(c.acquisition)).parameters:
+      raise ALError(f"--ntk_backend applies to eNTK-based acquisitions (crc), not "
+                    f"{c.acquisition!r}")
+    c.acquisition_kwargs.ntk_backend = FLAGS.ntk_backend
   for item in FLAGS.set:
     if "=" not in item:
       raise ALError(f"--set expects key=value, got {item!r}")

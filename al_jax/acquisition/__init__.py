@@ -6,3 +6,4 @@ from al_jax.acquisition import uncertainty  # noqa: F401
 from al_jax.acquisition import tod  # noqa: F401
 from al_jax.acquisition import critic  # noqa: F401
 from al_jax.acquisition import pt4al  # noqa: F401
+from al_jax.acquisition import crc  # noqa: F401

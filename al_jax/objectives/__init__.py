@@ -4,3 +4,5 @@ from al_jax.objectives.base import OBJECTIVES, Objective, TrainState  # noqa: F4
 from al_jax.objectives import supervised  # noqa: F401
 from al_jax.objectives import tod  # noqa: F401
 from al_jax.objectives import critic  # noqa: F401
+from al_jax.objectives import mean_teacher  # noqa: F401
+from al_jax.objectives import fixmatch  # noqa: F401

@@ -31,6 +31,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.train.warm_start = False     # keep the previous cycle's weights (LL4AL code) vs retrain
   c.train.augment = True         # random crop (+ flip where valid) on labeled batches
   c.train.early_stopping = False  # pick the best epoch on the validation split
+  c.train.early_stopping_patience = 0  # stop after this many epochs without improvement (0: never)
 
   c.model = ml_collections.ConfigDict()
   c.model.name = "small_cnn"

@@ -93,3 +93,55 @@ def get_config(method: str, dataset: str):
   apply_overrides(c, DATASET_BASE.get(dataset, {}))
   apply_overrides(c, PAPER_PRESETS.get(key, {}))
   return c
+
+# --- CRC (Kong et al., "Relieving the Plateau"), issue 5 --------------------------------
+# §4.1: Oliver et al. 2018's SSL setting (WRN-28-2), class-balanced initial pool of Q0,
+# retraining from scratch each cycle, early stopping on a held-out labeled validation split
+# (perrying/realistic-ssl-evaluation-pytorch `build_dataset.py`: 7,326 SVHN / 5,000 CIFAR
+# validation images), "trained until accuracy did not improve for 50/100/∞ epochs or
+# 350/600/512 epochs" (CIFAR-10/100/SVHN). An epoch is 1,024 steps (kekmodel's eval_step).
+_CRC_COMMON = {
+    "model.name": "wrn28_2", "al.class_balanced": True, "train.early_stopping": True,
+    "train.min_steps_per_epoch": 1024, "al.subset": 0, "eval.chunk_size": 256,
+    "log_every": 10,
+}
+# Table 4: Mean Teacher on SVHN, Q0 = 120, Q = 20, G = 20: 120 → 200 labels (5 cycles).
+# perrying `config.py`: Adam lr 4e-4, ×0.2 at iteration 400k of 500k (epoch 390 of 512),
+# batch 100 split 50 labeled + 50 unlabeled, EMA 0.95, consistency 8, ramp-up 200k steps.
+_CRC_SVHN_MT = {
+    **_CRC_COMMON, "al.val_size": 7326, "al.initial": 120, "al.budget": 20, "al.cycles": 5,
+    "train.epochs": 512, "train.early_stopping_patience": 0, "train.batch_size": 50,
+    "train.unlabeled_batch_size": 50, "optim.name": "adam", "optim.lr": 4e-4,
+    "optim.weight_decay": 0.0,
+    "optim.schedule": "step", "optim.milestones": (390,), "optim.gamma": 0.2,
+    "objective_kwargs.ema_decay": 0.95, "objective_kwargs.consistency": 8.0,
+    "objective_kwargs.rampup_steps": 200000,
+}
+# FixMatch (kekmodel defaults): SGD nesterov 0.9, lr 0.03 × cos(7πk/16K), batch 64,
+# μ = 7, τ = 0.95, λ_u = 1, EMA 0.999; weight decay 5e-4 (CIFAR-10), 1e-3 (CIFAR-100).
+_FIXMATCH = {
+    "train.batch_size": 64, "train.unlabeled_batch_size": 7 * 64, "optim.name": "sgd",
+    "optim.lr": 0.03, "optim.momentum": 0.9, "optim.nesterov": True,
+    "optim.schedule": "constant", "objective_kwargs.threshold": 0.95,
+    "objective_kwargs.ema_decay": 0.999,
+}
+# Table 6: FixMatch on CIFAR-10, Q = 50 (Q0 = 50, G = Q/10 = 5): 50 → 300 labels (6 cycles);
+# for the Q = 100 columns use --initial=100 --budget=100 --set acquisition_kwargs.group_size=10.
+_CRC_C10_FM = {
+    **_CRC_COMMON, **_FIXMATCH, "al.val_size": 5000, "al.initial": 50, "al.budget": 50,
+    "al.cycles": 6, "train.epochs": 350, "train.early_stopping_patience": 50,
+    "optim.weight_decay": 5e-4,
+}
+# Table 5: FixMatch on CIFAR-100, Q0 = 200, Q = 50, G = 5: 200 → 450 labels (6 cycles).
+_CRC_C100_FM = {
+    **_CRC_COMMON, **_FIXMATCH, "al.val_size": 5000, "al.initial": 200, "al.budget": 50,
+    "al.cycles": 6, "train.epochs": 600, "train.early_stopping_patience": 100,
+    "optim.weight_decay": 1e-3,
+}
+for _acq_method, _g in (("crc", 20), ("random_mt", 0), ("entropy_mt", 0), ("confidence_mt", 0)):
+  PAPER_PRESETS[(_acq_method, "svhn")] = (
+      {**_CRC_SVHN_MT, "acquisition_kwargs.group_size": _g} if _g else _CRC_SVHN_MT)
+for _acq_method in ("crc_fixmatch", "random_fixmatch", "entropy_fixmatch", "confidence_fixmatch"):
+  _crc = {"acquisition_kwargs.group_size": 5} if _acq_method == "crc_fixmatch" else {}
+  PAPER_PRESETS[(_acq_method, "cifar10")] = {**_CRC_C10_FM, **_crc}
+  PAPER_PRESETS[(_acq_method, "cifar100")] = {**_CRC_C100_FM, **_crc}

@@ -1,0 +1,108 @@
+"""FixMatch (Sohn et al. 2020), CRC's SSL objective for CIFAR-10/100 (Tables 5–6).
+
+Settings follow FixMatch's paper and the PyTorch code CRC used (kekmodel/FixMatch-pytorch):
+weak view = the dataset's flip + crop, strong view = flip + crop + RandAugmentMC(2, 10) +
+Cutout (`al_jax.data.randaugment`, on device); pseudo-label = argmax of the weak view's
+softmax (T = 1) kept where its probability ≥ 0.95; loss = CE(labeled) + λ_u · mean over the
+unlabeled batch of masked CE(strong, pseudo-label), λ_u = 1; μ = unlabeled/labeled batch
+ratio (the preset sets `train.unlabeled_batch_size` = μ · `train.batch_size`, μ = 7);
+learning rate × cos(7πk / 16K); evaluation with an EMA of the weights (decay 0.999).
+
+EMA parameters (and BatchNorm statistics) live in `state.aux`; `model_state` returns the
+EMA model, as kekmodel evaluates `ema_model` (`--use-ema`).
+"""
+
+import math
+
+import jax
+import jax.numpy as jnp
+
+from al_jax import optim
+from al_jax.data import randaugment
+from al_jax.objectives.base import OBJECTIVES, Objective, cross_entropy, masked_mean
+from al_jax.objectives.mean_teacher import ema_update
+from al_jax.state import ModelState
+
+
+@OBJECTIVES.register("fixmatch")
+class FixMatch(Objective):
+  """Args (beyond `Objective`'s):
+    threshold: pseudo-label confidence threshold τ (0.95).
+    lambda_u: unlabeled loss weight (1).
+    temperature: softmax temperature of the pseudo-label (1: hard labels from argmax).
+    ema_decay: decay of the evaluation EMA (0.999).
+    ema_batch_stats: also average the BatchNorm statistics into the EMA model (True: the
+      early kekmodel version CRC used for its active-SSL tables, §4.3.2 footnote); False
+      copies the student's statistics (the later version, used for §4.3.1).
+    cosine_7_16: multiply the epoch's learning rate by cos(7π·epoch / (16·epochs)).
+    randaugment_n, randaugment_m: RandAugmentMC(n, m).
+    cutout: Cutout square side as a fraction of the image side (0.5 = 16 px on 32×32).
+  """
+  name = "fixmatch"
+  uses_unlabeled = True
+
+  def __init__(self, model, prep, num_classes, optim_cfg, epochs, threshold: float = 0.95,
+               lambda_u: float = 1.0, temperature: float = 1.0, ema_decay: float = 0.999,
+               ema_batch_stats: bool = True, cosine_7_16: bool = True,
+               randaugment_n: int = 2, randaugment_m: int = 10, cutout: float = 0.5,
+               **kwargs):
+    super().__init__(model, prep, num_classes, optim_cfg, epochs, **kwargs)
+    self.threshold = float(threshold)
+    self.lambda_u = float(lambda_u)
+    self.temperature = float(temperature)
+    self.ema_decay = float(ema_decay)
+    self.ema_batch_stats = bool(ema_batch_stats)
+    self.cosine_7_16 = bool(cosine_7_16)
+    self.ra = (int(randaugment_n), int(randaugment_m), float(cutout))
+
+  def init(self, rng, example_x):
+    state = self.init_classifier(rng, example_x)
+    copy = lambda t: jax.tree_util.tree_map(jnp.copy, t)
+    return state.replace(aux={"ema_params": copy(state.params),
+                              "ema_batch_stats": copy(state.batch_stats)})
+
+  def start_epoch(self, state, epoch):
+    state = super().start_epoch(state, epoch)
+    if not self.cosine_7_16:
+      return state
+    # kekmodel's get_cosine_schedule_with_warmup (no warm-up), stepped per epoch here.
+    lr = optim.lr_at_epoch(self.optim_cfg, epoch, self.epochs)
+    lr *= max(0.0, math.cos(7.0 * math.pi * epoch / (16.0 * max(1, self.epochs))))
+    return state.replace(opt_state=optim.set_learning_rate(state.opt_state, lr))
+
+  def model_state(self, state):
+    stats = state.aux["ema_batch_stats"] if self.ema_batch_stats else state.batch_stats
+    return ModelState(apply_fn=self.apply_model,
+                      variables={"params": state.aux["ema_params"], "batch_stats": stats})
+
+  def train_step(self, state, labeled, unlabeled, rng):
+    rng = jax.random.fold_in(rng, state.step)
+    k_l, k_w, k_s, k_drop = jax.random.split(rng, 4)
+    n_l, n_u = labeled["x"].shape[0], unlabeled["x"].shape[0]
+    x = jnp.concatenate([self.prep.train(k_l, labeled["x"]),
+                         self.prep.train(k_w, unlabeled["x"]),
+                         randaugment.strong_view(k_s, unlabeled["x"], self.prep, *self.ra)], 0)
+
+    def loss_fn(params):
+      # One forward over labeled + weak + strong: BatchNorm sees all three, as kekmodel's
+      # interleaved batch.
+      logits, _, stats = self.forward_train(params, state.batch_stats, x, k_drop)
+      l_x, l_w, l_s = logits[:n_l], logits[n_l:n_l + n_u], logits[n_l + n_u:]
+      ce = masked_mean(cross_entropy(l_x, labeled["y"]), labeled["mask"])
+      probs = jax.nn.softmax(jax.lax.stop_gradient(l_w) / self.temperature)
+      conf, pseudo = probs.max(-1), probs.argmax(-1)
+      mask = (conf >= self.threshold).astype(jnp.float32)
+      lu = jnp.mean(cross_entropy(l_s, pseudo) * mask)
+      return ce + self.lambda_u * lu, (l_x, stats, ce, lu, jnp.mean(mask))
+
+    (loss, (logits, stats, ce, lu, rate)), grads = jax.value_and_grad(
+        loss_fn, has_aux=True)(state.params)
+    state = state.apply_gradients(grads=grads, batch_stats=stats)
+    aux = dict(state.aux)
+    aux["ema_params"] = ema_update(aux["ema_params"], state.params, self.ema_decay)
+    aux["ema_batch_stats"] = (ema_update(aux["ema_batch_stats"], stats, self.ema_decay)
+                              if self.ema_batch_stats else stats)
+    state = state.replace(aux=aux)
+    acc = masked_mean((logits.argmax(-1) == labeled["y"]).astype(jnp.float32), labeled["mask"])
+    return state, {"loss": loss, "ce": ce, "unlabeled_loss": lu, "mask_rate": rate,
+                   "accuracy": acc}

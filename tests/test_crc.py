@@ -1,0 +1,123 @@
+"""CRC acquisition: Proposition 2 on a repeated pool, group scoring paths, pseudo-AL groups."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from al_jax import ALError
+from al_jax.acquisition import SelectContext
+from al_jax.acquisition import crc as crc_lib
+from al_jax.data import DATASETS, Preprocess
+from al_jax.models import get_model
+from al_jax.state import ModelState
+
+_MODEL = get_model("small_cnn", 10, widths=(8, 16), hidden=32)
+_APPLY = lambda v, x, **kw: _MODEL.apply(v, x, train=False)  # stable: one jit cache
+_PREP = Preprocess(mean=(0.3,), std=(0.3,))
+_DIGITS = DATASETS.get("digits")()
+
+
+def _state(seed=0):
+  variables = _MODEL.init(jax.random.PRNGKey(seed), jnp.zeros((1, 8, 8, 1)), train=False)
+  return ModelState(apply_fn=_APPLY, variables=variables)
+
+
+def _repeated_pool(n_distinct=150):
+  """Every image twice: index i and i + n_distinct are the same image."""
+  x = _DIGITS.x_train[:n_distinct]
+  return jnp.asarray(np.concatenate([x, x])), n_distinct
+
+
+def _ctx(x_all, labeled, candidates, seed=0, chunk=64):
+  return SelectContext(state=_state(seed), x_all=x_all, labeled=np.asarray(labeled),
+                       candidates=np.asarray(candidates), prep=_PREP, chunk_size=chunk)
+
+
+@pytest.mark.parametrize("layers", ["last", "all"])
+def test_proposition_2_never_selects_duplicates(layers):
+  """Repeated pool (CRC §3.2): no selected image duplicates a labeled or another selected one."""
+  x_all, n = _repeated_pool()
+  labeled = np.arange(0, 16, 2)                      # 8 distinct images
+  candidates = np.setdiff1d(np.arange(2 * n), labeled)  # holds their 8 twins, and 142 pairs
+  acq = crc_lib.CRC(group_size=4, layers=layers)
+  for seed in range(3):
+    ctx = _ctx(x_all, labeled, candidates, seed=seed)
+    # Scores of constructed groups: degenerate ones score 0, all others > 0.
+    twin_of_labeled = np.array([labeled[0] + n, 101, 103, 105])
+    inner_pair = np.array([101, 101 + n, 107, 109])
+    clean = np.array([101, 103, 105, 107])
+    scores = acq.score_groups(ctx, np.stack([twin_of_labeled, inner_pair, clean]))
+    assert scores[0] == 0 and scores[1] == 0 and scores[2] > 0
+    idx = acq.select(ctx, 8, jax.random.PRNGKey(seed))
+    base = idx % n
+    assert len(np.unique(base)) == len(idx), "selected an image twice"
+    assert not np.isin(base, labeled % n).any(), "selected a copy of a labeled image"
+
+
+def test_literal_lambda_plus_ignores_duplicates_rank_aware_does_not():
+  """L = ∅, G = 2: λ⁺([[a, a], [a, a]]) = 2a beats λ_min([[a, b], [b, a]]) = a − b."""
+  a, b = 2.0, 1.0
+  dup = np.array([[a, a], [a, a]])
+  distinct = np.array([[a, b], [b, a]])
+  spectra = [crc_lib.ntk.spectrum(np.stack([dup, distinct]))]
+  literal = crc_lib.CRC(rank_aware=False)._scores(spectra)
+  aware = crc_lib.CRC()._scores(spectra)
+  np.testing.assert_allclose(literal, [2 * a, a - b])
+  np.testing.assert_allclose(aware, [0.0, a - b])
+
+
+def test_scoring_paths_agree():
+  """Cached vs recomputed labeled Jacobians, chunking, ntvp products, no labeled set."""
+  x_all = jnp.asarray(_DIGITS.x_train[:120])
+  labeled, candidates = np.arange(10), np.arange(10, 120)
+  groups = crc_lib.random_groups(candidates, 5, jax.random.PRNGKey(1))[:6]
+  ref = crc_lib.CRC(group_size=5).score_groups(_ctx(x_all, labeled, candidates), groups)
+  # A random-init net can leave a set's last-layer kernel exactly rank-deficient (few active
+  # ReLUs): that group scores 0 (rank-aware), the others their λ⁺_min.
+  assert ref.shape == (6,) and np.sum(ref > 0) >= 4
+  # chunk 7 → 1 group per chunk, 2 labeled chunks (one padded); labeled Jacobians recomputed.
+  small = crc_lib.CRC(group_size=5, max_jacobian_mb=0).score_groups(
+      _ctx(x_all, labeled, candidates, chunk=7), groups)
+  np.testing.assert_allclose(small, ref, rtol=1e-4)  # other batch shapes: float32 forward
+  # Products in float32 (tolerance n·eps32·λ_max): same scores to float32 accuracy.
+  prod = crc_lib.CRC(group_size=5, method="ntvp").score_groups(
+      _ctx(x_all, labeled, candidates), groups)
+  # Products in float32: eigenvalues below n·eps32·λ_max (here ~8e-4) are not resolved, so
+  # those groups lose a rank and score 0; resolved ones match the float64 path.
+  resolved = prod > 0
+  assert resolved.any() and np.argmax(prod) == np.argmax(ref)
+  np.testing.assert_allclose(prod[resolved], ref[resolved], rtol=2e-2)
+  none = crc_lib.CRC(group_size=5).score_groups(_ctx(x_all, labeled[:0], candidates), groups)
+  assert np.sum(none > 0) >= 4 and not np.allclose(none, ref)
+
+
+def test_group_size_rules_and_selection_shape():
+  assert crc_lib.auto_group_size(100) == 10 and crc_lib.auto_group_size(50) == 5
+  assert crc_lib.auto_group_size(20) == 2 and crc_lib.auto_group_size(7) == 7
+  assert crc_lib.auto_group_size(10) == 2 and crc_lib.auto_group_size(1) == 1
+  with pytest.raises(ALError, match="does not divide"):
+    crc_lib.CRC(group_size=3).group_size_for(10)
+  x_all = jnp.asarray(_DIGITS.x_train[:80])
+  ctx = _ctx(x_all, np.arange(6), np.arange(6, 80))
+  idx = crc_lib.CRC(group_size=3).select(ctx, 9, jax.random.PRNGKey(0))
+  assert len(idx) == 9 and len(np.unique(idx)) == 9 and np.isin(idx, ctx.candidates).all()
+  # Whole groups: the selection is 3 of the key's random groups.
+  groups = crc_lib.random_groups(ctx.candidates, 3, jax.random.PRNGKey(0))
+  picked = {tuple(g) for g in groups if np.isin(g, idx).all()}
+  assert len(picked) == 3
+
+
+def test_pseudo_al_groups_hold_r_per_class():
+  y = _DIGITS.y_train
+  candidates = np.arange(200, 1000)
+  groups = crc_lib.pseudo_al_groups(candidates, y[candidates], 2, 10, jax.random.PRNGKey(0))
+  assert groups.shape[1] == 20 and len(np.unique(groups)) == groups.size
+  for g in groups:
+    np.testing.assert_array_equal(np.bincount(y[g], minlength=10), np.full(10, 2))
+  ctx = _ctx(jnp.asarray(_DIGITS.x_train), np.arange(20), candidates)
+  pick = crc_lib.select_pseudo_al(crc_lib.CRC(), ctx, y[candidates], 1, 10,
+                                  jax.random.PRNGKey(1))
+  np.testing.assert_array_equal(np.bincount(y[pick], minlength=10), np.ones(10))
+  with pytest.raises(ALError, match="one label per candidate"):
+    crc_lib.pseudo_al_groups(candidates, y[:5], 2, 10, jax.random.PRNGKey(0))
