@@ -61,3 +61,13 @@ def get_config() -> ml_collections.ConfigDict:
   c.eval.chunk_size = 256        # fixed chunk for scoring and evaluation
   c.eval.ece_bins = 15           # equal-width ECE bins (CrtCl Eq. 6)
   return c
+
+
+def for_method(method: str, dataset: str, preset: str) -> ml_collections.ConfigDict:
+  """Defaults with the method's objective × acquisition pairing filled in."""
+  from al_jax.methods import get_method
+  m = get_method(method)
+  c = get_config()
+  c.method, c.objective, c.acquisition = method, m.objective, m.acquisition
+  c.dataset, c.preset = dataset, preset
+  return c

@@ -7,7 +7,6 @@ Method-specific settings live in `METHOD_OVERRIDES`; dataset-specific ones in
 `DATASET_OVERRIDES`. Each entry overrides only what differs from base.py.
 """
 
-from al_jax.methods import get_method
 from experiments.configs import base
 
 DATASET_OVERRIDES = {
@@ -37,10 +36,7 @@ def apply_overrides(config, overrides):
 
 
 def get_config(method: str, dataset: str):
-  m = get_method(method)
-  c = base.get_config()
-  c.method, c.objective, c.acquisition = method, m.objective, m.acquisition
-  c.dataset, c.preset = dataset, "cpu"
+  c = base.for_method(method, dataset, "cpu")
   apply_overrides(c, DATASET_OVERRIDES.get(dataset, {}))
   apply_overrides(c, METHOD_OVERRIDES.get(method, {}))
   return c

@@ -80,16 +80,14 @@ BASELINE_METHODS = ("random", "entropy", "least_confidence", "confidence", "marg
 
 
 def get_config(method: str, dataset: str):
-  m = get_method(method)
+  get_method(method)  # unknown method: the one-line error listing valid names
   key = (method, dataset)
   if key not in PAPER_PRESETS and not (method in BASELINE_METHODS and dataset in DATASET_BASE):
     have = sorted({f"{a}/{b}" for a, b in PAPER_PRESETS} |
                   {f"{a}/{b}" for a in BASELINE_METHODS for b in DATASET_BASE})
     raise ALError(f"no paper preset for method {method!r} on dataset {dataset!r}; "
                   f"available: {', '.join(have)}")
-  c = base.get_config()
-  c.method, c.objective, c.acquisition = method, m.objective, m.acquisition
-  c.dataset, c.preset = dataset, "paper"
+  c = base.for_method(method, dataset, "paper")
   apply_overrides(c, DATASET_BASE.get(dataset, {}))
   apply_overrides(c, PAPER_PRESETS.get(key, {}))
   return c
