@@ -2,3 +2,4 @@
 
 from al_jax.objectives.base import OBJECTIVES, Objective, TrainState  # noqa: F401
 from al_jax.objectives import supervised  # noqa: F401
+from al_jax.objectives import loss_pred  # noqa: F401
