@@ -70,6 +70,10 @@ def test_module_gradient_stops_at_features_from_detach_epoch():
   batch, key = _one_batch(learner), jax.random.PRNGKey(1)
   sup = OBJECTIVES.get("supervised")(model=obj.model, prep=obj.prep, num_classes=10,
                                      optim_cfg=obj.optim_cfg, epochs=obj.epochs)
+  # Same key → same classifier weights as `supervised` (paired comparison).
+  np.testing.assert_array_equal(
+      ravel_pytree(sup.init(jax.random.PRNGKey(0), learner.x_train[:1]).params)[0],
+      ravel_pytree(state.params)[0])
   ref, _ = jax.jit(sup.train_step)(state.replace(aux={}), batch, None, key)
   step = jax.jit(obj.train_step)
   flat = lambda s: ravel_pytree(s.params)[0]
@@ -264,12 +268,26 @@ def test_coreset_on_10k_pool_never_builds_a_pool_by_pool_matrix():
 
 # --- end to end ----------------------------------------------------------------------------
 # egl, bald and ent_gradnorm train like `entropy` (supervised) and their acquire path runs in
-# tests/test_acquisition_conformance.py; these three add the loss module and batch-mode path.
-@pytest.mark.parametrize("method", ["lplgrad", "ll4al", "coreset"])
+# tests/test_acquisition_conformance.py; ll4al runs end to end in the resume test below.
+@pytest.mark.parametrize("method", ["lplgrad", "coreset"])
 def test_method_runs_two_cycles(method):
   rows = loop.run(tiny_config(method, **{"al.cycles": 2}), log=quiet)
   assert [r["num_labeled"] for r in rows] == [20, 30]
   assert all(np.isfinite(r["test_accuracy"]) and np.isfinite(r["test_nll"]) for r in rows)
+
+
+def test_resume_restores_the_loss_module(tmp_path):
+  cfg = tiny_config("ll4al", **{"al.cycles": 2, "log_every": 1, "train.warm_start": True})
+  full = loop.run(cfg, str(tmp_path / "full"), log=quiet)
+
+  def crash(msg):
+    if msg.startswith("cycle 2/2 | labeled"):
+      raise KeyboardInterrupt
+  wd = str(tmp_path / "killed")
+  with pytest.raises(KeyboardInterrupt):
+    loop.run(cfg, wd, log=crash)
+  resumed = loop.run(cfg, wd, resume=True, log=quiet)
+  assert [r["test_accuracy"] for r in resumed] == [r["test_accuracy"] for r in full]
 
 
 def test_presets_resolve_and_reach_components():

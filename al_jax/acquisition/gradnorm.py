@@ -7,9 +7,10 @@
   E_{y∼p(·|x)} ‖∇_θ CE(y, f_θ(x))‖².
 
 Gradients are per sample: `vmap(grad)` over the samples of a scoring chunk, in sub-batches of
-`grad_batch` (`jax.lax.map(..., batch_size=)`, which bounds memory to grad_batch × #params),
-with BatchNorm in inference mode (statistics are fixed, so samples do not interact) and no
-dropout. No per-sample Python loop.
+`grad_batch` samples sliced at trace time (memory ∝ grad_batch × #params), with BatchNorm in
+inference mode (statistics are fixed, so samples do not interact) and no dropout. No
+per-sample Python loop. The sub-batches are static slices rather than `lax.map(batch_size=)`:
+vmapped per-sample gradients inside a loop body ran 5–8× slower on the CPU backend.
 """
 
 from typing import Callable
@@ -64,24 +65,25 @@ def expected_grad_length(state, x1: jnp.ndarray, norm: str = "global",
   """Σ_c p_c ‖∇_θ CE(c, f_θ(x1))‖^(2 if squared) for one sample (CRC §4.2).
 
   ∇_θ CE(c, z) = J^T (p − e_c) with J = ∂z/∂θ, so one forward linearisation (`jax.vjp`)
-  serves every class; the classes are visited one at a time (`lax.map`), so memory stays at
-  one gradient per sample.
+  serves every class; the C backward passes are vmapped (memory: C gradients per sample;
+  `lax.map` over classes measured 5× slower on CPU).
   """
   logits, vjp = jax.vjp(_single_logits_fn(state, x1), state.variables["params"])
   p = jax.nn.softmax(logits.astype(jnp.float32))
-  eye = jnp.eye(p.shape[0], dtype=logits.dtype)
+  eye = jnp.eye(p.shape[0], dtype=jnp.float32)
 
   def per_class(e_c):
     g = aggregate_norm(vjp((p - e_c).astype(logits.dtype))[0], norm)
     return g * g if squared else g
-  return jnp.sum(p * jax.lax.map(per_class, eye))
+  return jnp.sum(p * jax.vmap(per_class)(eye))
 
 
 def per_sample(fn: Callable, x: jnp.ndarray, grad_batch: int) -> jnp.ndarray:
-  """fn(x1) over the rows of x: vmap inside sub-batches of `grad_batch`, sub-batches in turn."""
-  if grad_batch <= 0 or grad_batch >= x.shape[0]:
+  """fn(x1) over the rows of x: vmap over static sub-batches of `grad_batch` rows (0 = all)."""
+  n = x.shape[0]
+  if grad_batch <= 0 or grad_batch >= n:
     return jax.vmap(fn)(x)
-  return jax.lax.map(fn, x, batch_size=grad_batch)
+  return jnp.concatenate([jax.vmap(fn)(x[i:i + grad_batch]) for i in range(0, n, grad_batch)])
 
 
 def _check(norm: str, grad_batch: int):
@@ -119,11 +121,11 @@ class ExpectedGradientLength(Acquisition):
   Args:
     norm: "global" (all parameters as one vector, default) or "sum" of per-tensor norms.
     squared: E‖∇‖² as CRC §4.2 writes it (default); False gives E‖∇‖ (Settles et al. 2008).
-    grad_batch: as in `entropy_gradnorm`.
+    grad_batch: samples per vmap'd sub-batch; memory ∝ grad_batch × C × #params.
   """
   name = "egl"
 
-  def __init__(self, norm: str = "global", squared: bool = True, grad_batch: int = 32,
+  def __init__(self, norm: str = "global", squared: bool = True, grad_batch: int = 4,
                **kwargs):
     super().__init__(**kwargs)
     _check(norm, grad_batch)

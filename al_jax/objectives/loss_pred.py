@@ -115,8 +115,10 @@ class LossPrediction(Objective):
     return self.loss_net.apply(variables, stages)
 
   def init(self, rng, example_x):
-    k_cls, k_mod = jax.random.split(rng)
-    state = self.init_classifier(k_cls, example_x)
+    # The classifier gets the same key as under `supervised`, so for a seed both objectives
+    # start from the same weights (paired comparison); the module gets a derived key.
+    state = self.init_classifier(rng, example_x)
+    k_mod = jax.random.fold_in(rng, 1)
     _, feats = self.apply_model({"params": state.params, "batch_stats": state.batch_stats},
                                 self.prep.eval(example_x[:1]))
     if not feats.get("stages"):

@@ -32,11 +32,13 @@ _LOSS_PRED_CPU = {
     "objective_kwargs.pairing": "reverse", "objective_kwargs.ties": "negative",
     "objective_kwargs.module_lr_decay": True,
 }
-_GRADNORM_CPU = {"acquisition_kwargs.norm": "global", "acquisition_kwargs.grad_batch": 128}
+# Sub-batches of 64 (EGL: 32 × C gradients) were the fastest measured for the small CNN.
+_GRADNORM_CPU = {"acquisition_kwargs.norm": "global", "acquisition_kwargs.grad_batch": 64}
 METHOD_OVERRIDES["lplgrad"] = {**_LOSS_PRED_CPU, **_GRADNORM_CPU}
 METHOD_OVERRIDES["ll4al"] = dict(_LOSS_PRED_CPU)
 METHOD_OVERRIDES["ent_gradnorm"] = dict(_GRADNORM_CPU)
-METHOD_OVERRIDES["egl"] = {**_GRADNORM_CPU, "acquisition_kwargs.squared": True}
+METHOD_OVERRIDES["egl"] = {**_GRADNORM_CPU, "acquisition_kwargs.grad_batch": 32,
+                           "acquisition_kwargs.squared": True}
 METHOD_OVERRIDES["bald"] = {"acquisition_kwargs.num_samples": 20}
 METHOD_OVERRIDES["coreset"] = {}
 
