@@ -18,7 +18,7 @@ from experiments.benchmarks import section
 from experiments.benchmarks.timing import time_fn
 
 # (model, input shape, samples, vmap chunk sizes); --quick uses the second set.
-_FULL = (("small_cnn", (28, 28, 1), 512, (32, 128, 256)),
+_FULL = (("small_cnn", (28, 28, 1), 512, (16, 32, 64, 256)),
          ("resnet18", (32, 32, 3), 64, (16, 32)))
 _QUICK = (("small_cnn", (28, 28, 1), 128, (64,)),
           ("resnet18", (32, 32, 3), 16, (16,)))

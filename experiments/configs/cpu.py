@@ -32,12 +32,12 @@ _LOSS_PRED_CPU = {
     "objective_kwargs.pairing": "reverse", "objective_kwargs.ties": "negative",
     "objective_kwargs.module_lr_decay": True,
 }
-# Sub-batches of 64 (EGL: 32 × C gradients) were the fastest measured for the small CNN.
-_GRADNORM_CPU = {"acquisition_kwargs.norm": "global", "acquisition_kwargs.grad_batch": 64}
+# Small vmap sub-batches are fastest on CPU (benchmark section "gradnorm": 16 > 32 > 64).
+_GRADNORM_CPU = {"acquisition_kwargs.norm": "global", "acquisition_kwargs.grad_batch": 16}
 METHOD_OVERRIDES["lplgrad"] = {**_LOSS_PRED_CPU, **_GRADNORM_CPU}
 METHOD_OVERRIDES["ll4al"] = dict(_LOSS_PRED_CPU)
 METHOD_OVERRIDES["ent_gradnorm"] = dict(_GRADNORM_CPU)
-METHOD_OVERRIDES["egl"] = {**_GRADNORM_CPU, "acquisition_kwargs.grad_batch": 32,
+METHOD_OVERRIDES["egl"] = {**_GRADNORM_CPU, "acquisition_kwargs.grad_batch": 8,
                            "acquisition_kwargs.squared": True}
 METHOD_OVERRIDES["bald"] = {"acquisition_kwargs.num_samples": 20}
 METHOD_OVERRIDES["coreset"] = {}
