@@ -303,3 +303,13 @@ def test_presets_resolve_and_reach_components():
   assert learner.acquisition.norm == "sum" and learner.objective.pairing == "split"
   with pytest.raises(ALError, match="gradient norm"):
     _learner("lplgrad", **{"acquisition_kwargs.norm": "l1"})
+
+
+def test_spearman_matches_scipy_with_ties():
+  from experiments.loss_estimation import spearman
+  stats = pytest.importorskip("scipy.stats")
+  rs = np.random.default_rng(0)
+  a, b = rs.integers(0, 5, 40).astype(float), rs.normal(size=40)
+  b[:20] += a[:20]
+  assert abs(spearman(a, b) - stats.spearmanr(a, b)[0]) < 1e-12
+  assert spearman(np.arange(5.0), -np.arange(5.0)) == pytest.approx(-1.0)
