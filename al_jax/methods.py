@@ -56,3 +56,12 @@ for _obj, _suffix in (("mean_teacher", "mt"), ("fixmatch", "fixmatch")):
   register_method(f"entropy_{_suffix}", _obj, "entropy", f"max-entropy, {_obj} training")
   register_method(f"confidence_{_suffix}", _obj, "least_confidence",
                   f"least confidence, {_obj} training")
+# LPLgrad family (issue 3): LPLgrad and the baselines of its paper, plus EGL and BALD.
+register_method("lplgrad", "loss_pred", "entropy_gradnorm",
+                "LPLgrad: loss-prediction training + entropy gradient norm")
+register_method("ll4al", "loss_pred", "predicted_loss", "Learning Loss (Yoo & Kweon 2019)")
+register_method("ent_gradnorm", "supervised", "entropy_gradnorm",
+                "Ent-GradNorm (Wang et al. 2022)")
+register_method("egl", "supervised", "egl", "expected gradient length (CRC §4.2)")
+register_method("bald", "supervised", "bald", "BALD with MC dropout (Gal et al. 2017)")
+register_method("coreset", "supervised", "coreset", "core-set k-center greedy (Sener 2018)")

@@ -6,3 +6,4 @@ from al_jax.objectives import tod  # noqa: F401
 from al_jax.objectives import critic  # noqa: F401
 from al_jax.objectives import mean_teacher  # noqa: F401
 from al_jax.objectives import fixmatch  # noqa: F401
+from al_jax.objectives import loss_pred  # noqa: F401

@@ -24,6 +24,25 @@ METHOD_OVERRIDES = {}
 # PT4AL: one pretext-loss batch per cycle (5 cycles on every cpu dataset).
 METHOD_OVERRIDES["pt4al"] = {"acquisition_kwargs.num_batches": 5}
 
+# LPLgrad family (issue 3). Every setting is listed so `--set objective_kwargs.X=...` and
+# `--set acquisition_kwargs.X=...` can reach it; BUILD_NOTES "LPLgrad family" gives sources.
+_LOSS_PRED_CPU = {
+    "objective_kwargs.margin": 1.0, "objective_kwargs.weight": 1.0,
+    # LL4AL detaches after 120 of 200 epochs; the same 60 % of the cpu preset's 40 epochs.
+    "objective_kwargs.detach_epoch": 24, "objective_kwargs.hidden": 128,
+    "objective_kwargs.pairing": "reverse", "objective_kwargs.ties": "negative",
+    "objective_kwargs.module_lr_decay": True,
+}
+# Small vmap sub-batches are fastest on CPU (benchmark section "gradnorm": 16 > 32 > 64).
+_GRADNORM_CPU = {"acquisition_kwargs.norm": "global", "acquisition_kwargs.grad_batch": 16}
+METHOD_OVERRIDES["lplgrad"] = {**_LOSS_PRED_CPU, **_GRADNORM_CPU}
+METHOD_OVERRIDES["ll4al"] = dict(_LOSS_PRED_CPU)
+METHOD_OVERRIDES["ent_gradnorm"] = dict(_GRADNORM_CPU)
+METHOD_OVERRIDES["egl"] = {**_GRADNORM_CPU, "acquisition_kwargs.grad_batch": 8,
+                           "acquisition_kwargs.squared": True}
+METHOD_OVERRIDES["bald"] = {"acquisition_kwargs.num_samples": 20}
+METHOD_OVERRIDES["coreset"] = {}
+
 
 def apply_overrides(config, overrides):
   for key, value in overrides.items():
