@@ -82,3 +82,14 @@ def test_patches_match_lax_up_to_feature_order():
     assert a.shape == b.shape
     gram = lambda p: np.einsum("btd,bsd->bts", *(2 * [np.asarray(p).reshape(2, -1, p.shape[-1])]))
     np.testing.assert_allclose(gram(a), gram(b), atol=1e-4)
+
+
+def test_gradnorm_acquisitions_factorised_equal_vmap():
+  """entropy_gradnorm and egl give the same scores with impl=factorised and impl=vmap."""
+  from al_jax.acquisition import ACQUISITIONS
+  state, x = _state(get_model("small_cnn", 10, widths=(8, 16), hidden=32), (8, 8, 1), n=6)
+  for name, kw in (("entropy_gradnorm", {"norm": "global"}), ("entropy_gradnorm", {"norm": "sum"}),
+                   ("egl", {"norm": "global"}), ("egl", {"norm": "sum", "squared": False})):
+    a = ACQUISITIONS.get(name)(impl="factorised", **kw).score(state, x, None)
+    b = ACQUISITIONS.get(name)(impl="vmap", **kw).score(state, x, None)
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5)

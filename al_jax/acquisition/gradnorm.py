@@ -19,10 +19,13 @@ import jax
 import jax.numpy as jnp
 
 from al_jax import ALError
+from al_jax import per_sample as ps
 from al_jax.acquisition.base import ACQUISITIONS, Acquisition
 from al_jax.acquisition.uncertainty import entropy
 
 NORMS = ("global", "sum")
+IMPLS = ("vmap", "factorised")
+_PS_NORM = {"global": "global", "sum": "per_tensor_sum"}
 
 
 def aggregate_norm(grads, norm: str) -> jnp.ndarray:
@@ -86,7 +89,28 @@ def per_sample(fn: Callable, x: jnp.ndarray, grad_batch: int) -> jnp.ndarray:
   return jnp.concatenate([jax.vmap(fn)(x[i:i + grad_batch]) for i in range(0, n, grad_batch)])
 
 
-def _check(norm: str, grad_batch: int):
+def factorised_entropy_grad_norms(state, x: jnp.ndarray, norm: str) -> jnp.ndarray:
+  """All samples' ‖∇_θ H‖ from one batched backward pass (`al_jax.per_sample`)."""
+  return ps.aggregate(ps.per_sample_sq_norms(state, x, entropy), _PS_NORM[norm])
+
+
+def factorised_egl(state, x: jnp.ndarray, norm: str, squared: bool) -> jnp.ndarray:
+  """Σ_c p_c ‖∇_θ CE(c)‖^(2 if squared) for all samples, one factorised pass per class."""
+  logits = state(x)[0].astype(jnp.float32)
+  p = jax.lax.stop_gradient(jax.nn.softmax(logits))
+  num_classes = logits.shape[-1]
+
+  def per_class(c):
+    ce = lambda z: -jax.nn.log_softmax(z.astype(jnp.float32))[:, c]
+    g = ps.aggregate(ps.per_sample_sq_norms(state, x, ce), _PS_NORM[norm])
+    return g * g if squared else g
+  return jnp.sum(p * jax.vmap(per_class, out_axes=1)(jnp.arange(num_classes)), -1)
+
+
+def _check(norm: str, grad_batch: int, impl: str = "vmap"):
+  if impl not in IMPLS:
+    raise ALError(f"unknown per-sample gradient implementation {impl!r}; valid: "
+                  f"{', '.join(IMPLS)}")
   if norm not in NORMS:
     raise ALError(f"unknown gradient norm {norm!r}; valid: {', '.join(NORMS)}")
   if grad_batch < 0:
@@ -101,16 +125,21 @@ class EntropyGradNorm(Acquisition):
     norm: "global" (Eq. 8, default) or "sum" (public code), see `aggregate_norm`.
     grad_batch: samples per vmap'd sub-batch (memory ∝ grad_batch × #params); 0 = the whole
       scoring chunk at once.
+    impl: "vmap" (per-sample gradients, default) or "factorised" (per-layer norms from
+      one batched backward pass, no per-sample gradient in memory; `al_jax.per_sample`).
   """
   name = "entropy_gradnorm"
 
-  def __init__(self, norm: str = "global", grad_batch: int = 32, **kwargs):
+  def __init__(self, norm: str = "global", grad_batch: int = 32, impl: str = "vmap",
+               **kwargs):
     super().__init__(**kwargs)
-    _check(norm, grad_batch)
-    self.norm, self.grad_batch = norm, int(grad_batch)
+    _check(norm, grad_batch, impl)
+    self.norm, self.grad_batch, self.impl = norm, int(grad_batch), impl
 
   def score(self, state, x, rng):
     del rng
+    if self.impl == "factorised":
+      return factorised_entropy_grad_norms(state, x, self.norm)
     return per_sample(lambda x1: entropy_grad_norm(state, x1, self.norm), x, self.grad_batch)
 
 
@@ -122,16 +151,20 @@ class ExpectedGradientLength(Acquisition):
     norm: "global" (all parameters as one vector, default) or "sum" of per-tensor norms.
     squared: E‖∇‖² as CRC §4.2 writes it (default); False gives E‖∇‖ (Settles et al. 2008).
     grad_batch: samples per vmap'd sub-batch; memory ∝ grad_batch × C × #params.
+    impl: "vmap" (default) or "factorised" (see `EntropyGradNorm`).
   """
   name = "egl"
 
   def __init__(self, norm: str = "global", squared: bool = True, grad_batch: int = 4,
-               **kwargs):
+               impl: str = "vmap", **kwargs):
     super().__init__(**kwargs)
-    _check(norm, grad_batch)
+    _check(norm, grad_batch, impl)
     self.norm, self.squared, self.grad_batch = norm, bool(squared), int(grad_batch)
+    self.impl = impl
 
   def score(self, state, x, rng):
     del rng
+    if self.impl == "factorised":
+      return factorised_egl(state, x, self.norm, self.squared)
     return per_sample(lambda x1: expected_grad_length(state, x1, self.norm, self.squared), x,
                       self.grad_batch)
