@@ -21,6 +21,9 @@ METHODS: Dict[str, Method] = {
     "least_confidence": Method("supervised", "least_confidence", "least-confidence sampling"),
     "confidence": Method("supervised", "least_confidence", "CRC's name for least confidence"),
     "margin": Method("supervised", "margin", "smallest-margin sampling"),
+    "vaal": Method("vaal", "vaal", "VAAL: β-VAE + sampler, lowest sampler score (Sinha 2019)"),
+    "aral": Method("aral", "aral_sampler",
+                   "ARAL: VAAL co-trained with a semi-supervised conditional BiGAN"),
 }
 
 

@@ -3,3 +3,4 @@
 from al_jax.acquisition.base import (ACQUISITIONS, Acquisition, SelectContext,  # noqa: F401
                                      acquire, map_chunks, top_k)
 from al_jax.acquisition import uncertainty  # noqa: F401
+from al_jax.acquisition import adversarial  # noqa: F401,E402

@@ -2,3 +2,5 @@
 
 from al_jax.objectives.base import OBJECTIVES, Objective, TrainState  # noqa: F401
 from al_jax.objectives import supervised  # noqa: F401
+from al_jax.objectives import vaal  # noqa: F401,E402
+from al_jax.objectives import aral  # noqa: F401,E402
