@@ -177,6 +177,8 @@ class ARAL(Objective):
     z = jnp.tile(z, (k, 1))
     y = jax.nn.one_hot(jnp.repeat(jnp.arange(k), n), k)
     imgs = np.asarray(self._jit_generate(state, z, y))
+    # A 1-pixel mid-grey border around each sample keeps neighbouring digits apart.
+    imgs = np.pad(imgs, ((0, 0), (0, 1), (0, 1), (0, 0)), constant_values=0.5)
     b, h, w, c = imgs.shape
     grid = imgs.reshape(k, n, h, w, c).transpose(0, 2, 1, 3, 4).reshape(k * h, n * w, c)
     fig, ax = plt.subplots(figsize=(n * 0.6 + 0.6, k * 0.6 + 0.4))
