@@ -172,3 +172,17 @@ def test_aral_bad_settings_are_refused():
   c = _tiny_aral(**{"objective_kwargs.encoder_gan": "sideways"})
   with pytest.raises(ALError, match="encoder_gan"):
     loop.ActiveLearner(c, log=quiet)
+
+
+def test_loss_helpers_exact_values():
+  from al_jax.objectives.vaal import bce_logits, gaussian_kl, mse
+  mu = jnp.array([[0.0, 0.0], [1.0, -2.0]])
+  logvar = jnp.array([[0.0, 0.0], [jnp.log(4.0), 0.0]])
+  # KL(N(μ, σ²) ‖ N(0, 1)) = ½ Σ (σ² + μ² − 1 − log σ²)
+  np.testing.assert_allclose(gaussian_kl(mu, logvar),
+                             [0.0, 0.5 * (4 + 1 - 1 - np.log(4)) + 0.5 * 4], rtol=1e-6)
+  np.testing.assert_allclose(bce_logits(jnp.array([0.0, 2.0]), 1.0),
+                             [np.log(2), np.log1p(np.exp(-2))], rtol=1e-6)
+  np.testing.assert_allclose(bce_logits(jnp.array([2.0]), 0.0), [np.log1p(np.exp(2))], rtol=1e-6)
+  np.testing.assert_allclose(mse(jnp.ones((2, 2, 2, 1)), jnp.zeros((2, 2, 2, 1)).at[1].set(3)),
+                             [1.0, 4.0])

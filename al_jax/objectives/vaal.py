@@ -166,10 +166,10 @@ class VAAL(Objective):
     x_l, x_u = self.prep.eval(labeled["x"]), self.prep.eval(unlabeled["x"])
     vae, smp = state.aux["vae"], state.aux["sampler"]
 
-    def vae_loss(params, key):
+    def vae_loss(params, batch_stats, key):
       k_l, k_u = jax.random.split(key)
       # Separate forwards for labeled and unlabeled batches, as the official solver.
-      (rec_l, _, mu_l, lv_l), bs = apply_train(self.vae, params, vae["batch_stats"], x_l, k_l)
+      (rec_l, _, mu_l, lv_l), bs = apply_train(self.vae, params, batch_stats, x_l, k_l)
       (rec_u, _, mu_u, lv_u), bs = apply_train(self.vae, params, bs, x_u, k_u)
       # Eq. 1: reconstruction (MSE) + β·KL for both sets.
       trd = (masked_mean(mse(rec_l, x_l) + self.beta * gaussian_kl(mu_l, lv_l), mask)
@@ -183,7 +183,7 @@ class VAAL(Objective):
     def vae_step(i, carry):
       vae, _ = carry
       (loss, (bs, trd, adv)), g = jax.value_and_grad(vae_loss, has_aux=True)(
-          vae["params"], jax.random.fold_in(k_vae, i))
+          vae["params"], vae["batch_stats"], jax.random.fold_in(k_vae, i))
       return update_side(vae, g, self.tx_vae, bs), jnp.stack([loss, trd, adv])
 
     # A loop, not an unrolled Python for: the step compiles one VAE update.
