@@ -151,7 +151,8 @@ def test_paper_presets_trace(method, dataset, shape):
   state = jax.eval_shape(obj.init, key, jax.ShapeDtypeStruct((1,) + shape, jnp.uint8))
   b, bu = c.train.batch_size, c.train.unlabeled_batch_size
   lab = {"x": jax.ShapeDtypeStruct((b,) + shape, jnp.uint8),
-         "y": jax.ShapeDtypeStruct((b,), jnp.int32), "mask": jax.ShapeDtypeStruct((b,), jnp.float32)}
+         "y": jax.ShapeDtypeStruct((b,), jnp.int32),
+         "mask": jax.ShapeDtypeStruct((b,), jnp.float32)}
   unl = {"x": jax.ShapeDtypeStruct((bu,) + shape, jnp.uint8)}
   new, metrics = jax.eval_shape(obj.train_step, state, lab, unl, key)
   assert jax.tree_util.tree_structure(new) == jax.tree_util.tree_structure(state)
