@@ -11,6 +11,7 @@ the same results as an uninterrupted run.
 
 import logging
 import math
+import os
 import time
 from typing import Any, Callable, Dict, List, Optional
 
@@ -284,6 +285,9 @@ class ActiveLearner:
     jax.block_until_ready(state)
     train_s = time.time() - t0
     test = self.evaluate(state, self.dataset.x_test, self.dataset.y_test)
+    if wd is not None:  # objective-specific files, e.g. ARAL's sample grids
+      self.objective.write_artifacts(state, os.path.join(wd.path, "artifacts", f"cycle_{cycle}"),
+                                     cycle)
     t1 = time.time()
     selected = np.zeros(0, np.int64)
     score_s = select_s = 0.0

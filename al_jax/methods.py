@@ -32,6 +32,9 @@ METHODS: Dict[str, Method] = {
     "crtcl_select_only": Method("critic_no_gen", "critic",
                                 "CrtCl §V.E.2: critic trained, L_CG not backpropagated"),
     "pt4al": Method("supervised", "pt4al", "PT4AL: rotation-loss batches, least confidence"),
+    "vaal": Method("vaal", "vaal", "VAAL: β-VAE + sampler, lowest sampler score (Sinha 2019)"),
+    "aral": Method("aral", "aral_sampler",
+                   "ARAL: VAAL co-trained with a semi-supervised conditional BiGAN"),
 }
 
 

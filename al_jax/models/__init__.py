@@ -61,6 +61,10 @@ _register("small_cnn", SmallCNN)
 _register("resnet18", ResNet, stage_sizes=(2, 2, 2, 2))
 _register("wrn28_2", WideResNet, depth=28, widen_factor=2)
 _register("wrn", WideResNet)
+# ARAL's discriminators (they hold the target classifier): al_jax/models/generative.py.
+from al_jax.models.generative import GanCNN, NoisyMLP  # noqa: E402
+_register("noisy_mlp", NoisyMLP)
+_register("gan_cnn", GanCNN)
 
 
 def get_model(name: str, num_classes: int, **kwargs: Any) -> nn.Module:

@@ -7,3 +7,5 @@ from al_jax.objectives import critic  # noqa: F401
 from al_jax.objectives import mean_teacher  # noqa: F401
 from al_jax.objectives import fixmatch  # noqa: F401
 from al_jax.objectives import loss_pred  # noqa: F401
+from al_jax.objectives import vaal  # noqa: F401,E402
+from al_jax.objectives import aral  # noqa: F401,E402

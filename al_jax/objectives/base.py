@@ -93,7 +93,8 @@ class Objective(abc.ABC):
     (logits, feats), upd = self.model.apply(
         {"params": params, "batch_stats": batch_stats}, x, train=True,
         rngs={"dropout": rng}, mutable=["batch_stats"])
-    return logits, feats, upd["batch_stats"]
+    # Models without BatchNorm (mlp, noisy_mlp) return no "batch_stats" collection.
+    return logits, feats, upd.get("batch_stats", batch_stats)
 
   # --- the contract ---------------------------------------------------------------------
   def init(self, rng: jax.Array, example_x: jnp.ndarray) -> TrainState:
@@ -112,6 +113,14 @@ class Objective(abc.ABC):
   def model_state(self, state: TrainState) -> ModelState:
     return ModelState(apply_fn=self.apply_model,
                       variables={"params": state.params, "batch_stats": state.batch_stats})
+
+  def write_artifacts(self, state: TrainState, path_prefix: str, cycle: int) -> None:
+    """Optional per-cycle files (e.g. ARAL's generated samples); default none.
+
+    Called by the loop after each cycle's evaluation when the run has a workdir;
+    `path_prefix` is `<workdir>/artifacts/cycle_<K>` (the objective creates the folder).
+    """
+    del state, path_prefix, cycle
 
   @abc.abstractmethod
   def train_step(self, state: TrainState, labeled: Dict[str, jnp.ndarray],

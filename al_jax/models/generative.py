@@ -1,0 +1,312 @@
+"""Generative models for VAAL and ARAL: encoders, decoders/generators, samplers, GAN discriminators.
+
+Two discriminator trunks follow the classifier contract of `al_jax.models` (the ARAL
+discriminator holds the target classifier, so the harness evaluates its class head):
+
+- `NoisyMLP`: ARAL §4.1's "5-layer MLP with added Gaussian noise between the layers" for
+  MNIST-like data (the Improved-GAN MNIST discriminator, Salimans et al. 2016).
+- `GanCNN`: ARAL §4.1's "3 convolutional blocks, each with 3 layers and dropout (0.5) between
+  the blocks" for 32×32 images (the Improved-GAN CIFAR discriminator layout).
+
+Their Gaussian noise / dropout layers are the "dropout" of the contract: on in training and with
+`dropout=True` (MC-dropout BALD), drawn from the `"dropout"` RNG stream.
+
+Side models (not classifiers): `RealFakeHead` (ARAL's c_r/f(D̃(x), z, y)), `MLPEncoder` /
+`ConvEncoder` (q(z|x[, y]) → mean, log-variance), `MLPDecoder` / `ConvDecoder` (G(z[, y])) and
+`Sampler` (VAAL's latent discriminator S(z), a logit). Labels enter conditional modules as
+one-hot float vectors `[B, K]` (soft vectors work too).
+"""
+
+import math
+from typing import Any, Optional, Sequence, Tuple
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from al_jax.models.cnn import dropout_enabled
+
+
+class GaussianNoise(nn.Module):
+  """Adds N(0, σ²) noise when `deterministic` is False (RNG stream "dropout")."""
+  stddev: float
+
+  @nn.compact
+  def __call__(self, x: jax.Array, deterministic: bool) -> jax.Array:
+    if deterministic or self.stddev == 0:
+      return x
+    return x + self.stddev * jax.random.normal(self.make_rng("dropout"), x.shape, x.dtype)
+
+
+class NoisyMLP(nn.Module):
+  """Gaussian-noise MLP discriminator trunk + class head (ARAL §4.1, MNIST).
+
+  noise(σ_in) → [Dense → ReLU → noise(σ)] × len(hidden) → Dense "head". Widths and the input
+  noise 0.3 follow the Improved-GAN MNIST discriminator the public ARAL code uses
+  (1000-500-250-250-250); the paper gives σ = 0.5 between the layers.
+
+  Attributes:
+    num_classes: number of output logits.
+    hidden: widths of the hidden layers (5 in the paper).
+    input_noise: noise stddev on the input.
+    noise: noise stddev after every hidden layer.
+  """
+  num_classes: int
+  hidden: Sequence[int] = (1000, 500, 250, 250, 250)
+  input_noise: float = 0.3
+  noise: float = 0.5
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool = False, dropout: Optional[bool] = None):
+    deterministic = not dropout_enabled(train, dropout)
+    x = x.reshape(x.shape[0], -1).astype(jnp.float32)
+    x = GaussianNoise(self.input_noise)(x, deterministic)
+    stages, embedding = [], x
+    for width in self.hidden:
+      x = nn.relu(nn.Dense(width)(x))
+      stages.append(x[:, None, None, :])
+      embedding = x
+      x = GaussianNoise(self.noise)(x, deterministic)
+    logits = nn.Dense(self.num_classes, name="head")(x)
+    return logits, {"stages": tuple(stages), "embedding": embedding}
+
+
+class GanCNN(nn.Module):
+  """3 blocks × 3 conv layers with dropout between blocks (ARAL §4.1, SVHN/CIFAR-10).
+
+  Block 1: 3×3 convs (widths[0]), the last with stride 2; block 2 the same with widths[1];
+  block 3: 3×3 VALID (SAME once the map is smaller than 3), 1×1, 1×1 (widths[1]); leaky ReLU
+  0.2; global average pooling gives the embedding D̃(x). Layout and widths (96, 192) are the
+  Improved-GAN CIFAR discriminator's (Salimans et al. 2016), which the public ARAL code uses.
+
+  Attributes:
+    num_classes: number of output logits.
+    widths: channels of blocks 1 and 2 (block 3 keeps widths[1]).
+    dropout_rate: dropout between the blocks (0.5 in the paper).
+  """
+  num_classes: int
+  widths: Sequence[int] = (96, 192)
+  dropout_rate: float = 0.5
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool = False, dropout: Optional[bool] = None):
+    deterministic = not dropout_enabled(train, dropout)
+    act = lambda h: nn.leaky_relu(h, 0.2)
+    x = x.astype(jnp.float32)
+    stages = []
+    for width in self.widths:
+      x = act(nn.Conv(width, (3, 3), padding=((1, 1), (1, 1)))(x))
+      x = act(nn.Conv(width, (3, 3), padding=((1, 1), (1, 1)))(x))
+      x = act(nn.Conv(width, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))(x))
+      stages.append(x)
+      x = nn.Dropout(self.dropout_rate, deterministic=deterministic)(x)
+    pad = "VALID" if min(x.shape[1], x.shape[2]) >= 3 else "SAME"
+    x = act(nn.Conv(self.widths[-1], (3, 3), padding=pad)(x))
+    x = act(nn.Conv(self.widths[-1], (1, 1))(x))
+    x = act(nn.Conv(self.widths[-1], (1, 1))(x))
+    stages.append(x)
+    embedding = jnp.mean(x, axis=(1, 2))
+    logits = nn.Dense(self.num_classes, name="head")(embedding)
+    return logits, {"stages": tuple(stages), "embedding": embedding}
+
+
+class RealFakeHead(nn.Module):
+  """ARAL's c_r/f(D̃(x), z, y): a real/fake logit linear in D̃(x) and z (§3.2).
+
+  logit = w·[h, z, y] + b + ⟨V y, h⟩. The class projection term ⟨V y, h⟩ is the projection
+  discriminator of S3GAN (Lucic et al. 2019, the paper's [22]), which §3.2 says it follows for
+  the label input; without it a linear head would see y only as a per-class bias.
+  """
+
+  @nn.compact
+  def __call__(self, h: jax.Array, z: jax.Array, y: jax.Array) -> jax.Array:
+    linear = nn.Dense(1, name="linear")(jnp.concatenate([h, z, y], -1))[:, 0]
+    proj = nn.Dense(h.shape[-1], use_bias=False, name="projection")(y)
+    return linear + jnp.sum(proj * h, -1)
+
+
+def reparameterize(rng: jax.Array, mu: jax.Array, logvar: jax.Array) -> jax.Array:
+  """z = μ + σ·ε, ε ~ N(0, I) (Kingma & Welling 2014)."""
+  return mu + jnp.exp(0.5 * logvar) * jax.random.normal(rng, mu.shape, mu.dtype)
+
+
+def _condition(x: jax.Array, y: Optional[jax.Array]) -> jax.Array:
+  """Appends labels to an image as K constant channels (conditional GAN convention)."""
+  if y is None:
+    return x
+  b, h, w, _ = x.shape
+  return jnp.concatenate([x, jnp.broadcast_to(y[:, None, None, :], (b, h, w, y.shape[-1]))], -1)
+
+
+class MLPEncoder(nn.Module):
+  """q(z | x[, y]): [Dense → BN → softplus] × len(hidden) → Dense(2·d_z) (ARAL §4.1 MNIST).
+
+  Attributes:
+    latent_dim: d_z.
+    hidden: hidden widths (500, 500 in the public ARAL code: a "3-layer MLP").
+  """
+  latent_dim: int
+  hidden: Sequence[int] = (500, 500)
+
+  @nn.compact
+  def __call__(self, x: jax.Array, y: Optional[jax.Array] = None,
+               train: bool = False) -> Tuple[jax.Array, jax.Array]:
+    h = x.reshape(x.shape[0], -1).astype(jnp.float32)
+    if y is not None:
+      h = jnp.concatenate([h, y], -1)
+    for width in self.hidden:
+      h = nn.Dense(width, use_bias=False)(h)
+      h = nn.softplus(nn.BatchNorm(use_running_average=not train, momentum=0.9)(h))
+    out = nn.Dense(2 * self.latent_dim, name="out")(h)
+    return out[:, :self.latent_dim], out[:, self.latent_dim:]
+
+
+class ConvEncoder(nn.Module):
+  """q(z | x[, y]): [Conv k×k stride 2 → BN → ReLU] × len(widths) → Dense(2·d_z).
+
+  VAAL's official VAE encoder is widths (128, 256, 512, 1024), kernel 4; the public ARAL
+  encoder widths (128, 256, 512), kernel 5. Padding (k−1)//2 on each side, as PyTorch; once
+  the map is 1×1 the remaining layers keep stride 1.
+
+  Attributes:
+    latent_dim: d_z.
+    widths: channels of the stride-2 convolutions.
+    kernel: kernel size.
+  """
+  latent_dim: int
+  widths: Sequence[int] = (128, 256, 512)
+  kernel: int = 5
+
+  @nn.compact
+  def __call__(self, x: jax.Array, y: Optional[jax.Array] = None,
+               train: bool = False) -> Tuple[jax.Array, jax.Array]:
+    h = _condition(x.astype(jnp.float32), y)
+    p = (self.kernel - 1) // 2
+    for width in self.widths:
+      # A 1×1 map (8×8 digits after three layers) is not downsampled further.
+      stride, pad = ((2, 2), ((p, p), (p, p))) if min(h.shape[1:3]) > 1 else ((1, 1), "SAME")
+      h = nn.Conv(width, (self.kernel,) * 2, strides=stride, padding=pad, use_bias=False)(h)
+      h = nn.relu(nn.BatchNorm(use_running_average=not train, momentum=0.9)(h))
+    out = nn.Dense(2 * self.latent_dim, name="out")(h.reshape(h.shape[0], -1))
+    return out[:, :self.latent_dim], out[:, self.latent_dim:]
+
+
+class MLPDecoder(nn.Module):
+  """G(z[, y]): [Dense → BN → softplus] × len(hidden) → Dense(H·W·C) → sigmoid (ARAL MNIST).
+
+  Attributes:
+    image_shape: (H, W, C) of the output.
+    hidden: hidden widths (500, 500 in the public ARAL code).
+  """
+  image_shape: Tuple[int, int, int]
+  hidden: Sequence[int] = (500, 500)
+
+  @nn.compact
+  def __call__(self, z: jax.Array, y: Optional[jax.Array] = None,
+               train: bool = False) -> jax.Array:
+    h = z if y is None else jnp.concatenate([z, y], -1)
+    for width in self.hidden:
+      h = nn.Dense(width, use_bias=False)(h)
+      h = nn.softplus(nn.BatchNorm(use_running_average=not train, momentum=0.9)(h))
+    out = nn.Dense(math.prod(self.image_shape), name="out")(h)
+    return nn.sigmoid(out).reshape((z.shape[0],) + tuple(self.image_shape))
+
+
+class ConvDecoder(nn.Module):
+  """G(z[, y]): Dense → s×s×widths[0] → [ConvT stride 2 → BN → ReLU] × … → ConvT to C.
+
+  The map is upsampled by 2 per transposed convolution (and by the last one when
+  `final_stride` is 2) from s = ceil(H / 2^ups), then cropped to H×W (28 → 32 → 28).
+  VAAL's official decoder: widths (1024, 512, 256, 128), kernel 4, a final 1×1 stride-1 layer
+  and a linear output; the public ARAL generator: widths (512, 256, 128), kernel 5, a final
+  stride-2 layer and a squashing output.
+
+  Attributes:
+    image_shape: (H, W, C) of the output.
+    widths: channels after the dense layer, then after each hidden transposed convolution.
+    kernel: kernel size of the hidden transposed convolutions.
+    final_stride: 2 (upsample in the output layer, kernel `kernel`) or 1 (a 1×1 layer).
+    output: "sigmoid" (pixel intensities in [0, 1]) or "linear".
+    dense_act: BN + ReLU after the dense layer (ARAL's generator) or not (VAAL's decoder).
+  """
+  image_shape: Tuple[int, int, int]
+  widths: Sequence[int] = (512, 256, 128)
+  kernel: int = 5
+  final_stride: int = 2
+  output: str = "sigmoid"
+  dense_act: bool = True
+
+  @nn.compact
+  def __call__(self, z: jax.Array, y: Optional[jax.Array] = None,
+               train: bool = False) -> jax.Array:
+    height, width, channels = self.image_shape
+    ups = len(self.widths) - 1 + (1 if self.final_stride == 2 else 0)
+    sh, sw = math.ceil(height / 2 ** ups), math.ceil(width / 2 ** ups)
+    h = z if y is None else jnp.concatenate([z, y], -1)
+    h = nn.Dense(sh * sw * self.widths[0], use_bias=not self.dense_act)(h)
+    if self.dense_act:
+      h = nn.relu(nn.BatchNorm(use_running_average=not train, momentum=0.9)(h))
+    h = h.reshape(z.shape[0], sh, sw, self.widths[0])
+    for w in self.widths[1:]:
+      h = nn.ConvTranspose(w, (self.kernel,) * 2, strides=(2, 2), padding="SAME",
+                           use_bias=False)(h)
+      h = nn.relu(nn.BatchNorm(use_running_average=not train, momentum=0.9)(h))
+    if self.final_stride == 2:
+      h = nn.ConvTranspose(channels, (self.kernel,) * 2, strides=(2, 2), padding="SAME",
+                           name="out")(h)
+    else:
+      h = nn.ConvTranspose(channels, (1, 1), name="out")(h)
+    top, left = (h.shape[1] - height) // 2, (h.shape[2] - width) // 2
+    h = h[:, top:top + height, left:left + width, :]
+    return nn.sigmoid(h) if self.output == "sigmoid" else h
+
+
+class Sampler(nn.Module):
+  """VAAL's sampler S(z): MLP d_z → 512 → 512 → 512 → 512 → 1 (a logit; S = sigmoid(logit)).
+
+  The official VAAL and ARAL samplers (5 linear layers, ReLU).
+
+  Attributes:
+    hidden: hidden widths.
+  """
+  hidden: Sequence[int] = (512, 512, 512, 512)
+
+  @nn.compact
+  def __call__(self, z: jax.Array) -> jax.Array:
+    h = z
+    for width in self.hidden:
+      h = nn.relu(nn.Dense(width)(h))
+    return nn.Dense(1, name="out")(h)[:, 0]
+
+
+class VAE(nn.Module):
+  """VAAL's β-VAE (Sinha et al. 2019): a `ConvEncoder` and a `ConvDecoder` with linear output.
+
+  Attributes:
+    image_shape: (H, W, C).
+    latent_dim: d_z (32 in the official code).
+    widths: encoder widths; the decoder mirrors them.
+    kernel: kernel size (4 in the official code).
+  """
+  image_shape: Tuple[int, int, int]
+  latent_dim: int = 32
+  widths: Sequence[int] = (128, 256, 512, 1024)
+  kernel: int = 4
+
+  def setup(self):
+    self.encoder = ConvEncoder(self.latent_dim, self.widths, self.kernel)
+    self.decoder = ConvDecoder(self.image_shape, tuple(reversed(self.widths)), self.kernel,
+                               final_stride=1, output="linear", dense_act=False)
+
+  def __call__(self, x: jax.Array, rng: jax.Array, train: bool = False):
+    """Returns (reconstruction, z, μ, log σ²)."""
+    mu, logvar = self.encoder(x, None, train)
+    z = reparameterize(rng, mu, logvar)
+    return self.decoder(z, None, train), z, mu, logvar
+
+  def encode(self, x: jax.Array, train: bool = False):
+    return self.encoder(x, None, train)
+
+
+def count_params(variables: Any) -> int:
+  return sum(int(a.size) for a in jax.tree_util.tree_leaves(variables["params"]))

@@ -1,0 +1,314 @@
+"""ARAL (Mottaghi & Yeung, §3.2–3.3, Eqs. 5–13, Alg. 1): VAAL co-trained with a cond. BiGAN.
+
+Modules (four optimisers):
+- D: the configured classifier is the discriminator trunk D̃ + class head C = c_cl(D̃(x)) (the
+  target classifier the harness evaluates; `noisy_mlp` / `gan_cnn` are the paper's), plus a
+  real/fake head c_r/f(D̃(x), z, y). They share `state.params = {"cls", "rf"}` and D's optimiser
+  (`config.optim`).
+- E(x, y) → (μ, log σ²), G(z, y) → image in [0, 1], S(z) → logit: side models in `state.aux`.
+Unlabeled images are conditioned on the classifier's inferred label ŷ = argmax C(x).
+
+One jitted step runs Alg. 1's lines 10–19 in order: E and G descend Eq. 11, then D descends
+Eq. 12 (with the updated E, G), then S descends Eq. 13 (with the updated E).
+
+Losses (per batch mean; labeled terms masked):
+  Eq. 5  λ_trd[MSE(G(z_L,y_L), x_L) + MSE(G(z_U,ŷ), x_U) + β KL_L + β KL_U]
+         + λ_adv[BCE(S(μ_L), 1) + BCE(S(μ_U), 1)]
+  Eq. 7  L_G^gan = log(1 − D(G(z,y), z, y)), z ~ N(0, I), y ~ U{1..K}
+  Eq. 10 L_E^gan = ±[log D(x_L, z_L, y_L) + log D(x_U, z_U, ŷ)] (sign: see `encoder_gan`)
+  Eq. 11 L_E + L_G = Eq. 5 + λ_gan(L_E^gan + L_G^gan) + feature matching (§4.1, [27])
+  Eq. 8  L_D^gan = −log D(x_L, z_L, y_L) − log D(x_U, z_U, ŷ) − log(1 − D(G(z,y), z, y))
+  Eq. 9  L_D^cls = CE(C(x_L), y_L) + CE(C(G(z,y)), y)
+  Eq. 12 L_D = λ_gan L_D^gan + λ_cls L_D^cls
+  Eq. 6/13 L_S = BCE(S(μ_L), 1) + BCE(S(μ_U), 0)
+"""
+
+import os
+from typing import Sequence
+
+import flax
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from al_jax import ALError
+from al_jax.models import generative as gen_lib
+from al_jax.objectives.base import OBJECTIVES, Objective, TrainState, cross_entropy, masked_mean
+from al_jax.objectives.vaal import (adam, apply_train, as_tuple, bce_logits, gaussian_kl,
+                                    init_side, mse, update_side)
+from al_jax import optim
+from al_jax.state import ModelState
+
+ENCODER_GAN = ("bigan", "as_printed")
+
+
+@OBJECTIVES.register("aral")
+class ARAL(Objective):
+  """ARAL's co-trained model; the classifier is the discriminator's class head.
+
+  Args (beyond `Objective`'s; defaults are the paper's MNIST settings, §4.1):
+    latent_dim: d_z (100).
+    arch: E/G architecture: "mlp" (3-layer MLPs, MNIST), "conv" (3-layer CNNs, SVHN/CIFAR)
+      or "auto" (mlp for 1-channel images, conv otherwise).
+    mlp_hidden: E and G hidden widths for "mlp" (500, 500: public code).
+    enc_widths, gen_widths, kernel: E and G channels and kernel for "conv" (public code).
+    sampler_hidden: S hidden widths (512 × 4: "5-layer MLP").
+    lambda_gan, lambda_cls, lambda_trd, lambda_adv, beta: Eqs. 5–12 weights (1, 1, 1e-3,
+      1e-3, 1).
+    fm_weight: weight of feature matching ‖E f(x_U) − E f(G(z,y))‖² in G's loss (1, public
+      code; f = D̃, the embedding).
+    eg_lr, eg_b1, eg_b2: Adam for E and G (1e-3 MNIST; betas 0.0/0.9999 from the public code).
+    sampler_lr, sampler_b1, sampler_b2: Adam for S (3e-3 MNIST; 0.5/0.9999 public code).
+    encoder_gan: "bigan" — E minimises +log D(x, E(x,y), y), BiGAN's min-max (Donahue et al.
+      2016) that §3.2 says Eq. 10 follows; "as_printed" — Eq. 10's printed sign, −log D(·),
+      which makes E cooperate with D on real pairs.
+  """
+  name = "aral"
+  uses_unlabeled = True
+
+  def __init__(self, model, prep, num_classes, optim_cfg, epochs, latent_dim: int = 100,
+               arch: str = "auto", mlp_hidden: Sequence[int] = (500, 500),
+               enc_widths: Sequence[int] = (128, 256, 512),
+               gen_widths: Sequence[int] = (512, 256, 128), kernel: int = 5,
+               sampler_hidden: Sequence[int] = (512, 512, 512, 512),
+               lambda_gan: float = 1.0, lambda_cls: float = 1.0, lambda_trd: float = 1e-3,
+               lambda_adv: float = 1e-3, beta: float = 1.0, fm_weight: float = 1.0,
+               eg_lr: float = 1e-3, eg_b1: float = 0.0, eg_b2: float = 0.9999,
+               sampler_lr: float = 3e-3, sampler_b1: float = 0.5, sampler_b2: float = 0.9999,
+               encoder_gan: str = "bigan", **kwargs):
+    super().__init__(model, prep, num_classes, optim_cfg, epochs, **kwargs)
+    if arch not in ("auto", "mlp", "conv"):
+      raise ALError(f"aral arch must be auto, mlp or conv, got {arch!r}")
+    if encoder_gan not in ENCODER_GAN:
+      raise ALError(f"aral encoder_gan must be one of {ENCODER_GAN}, got {encoder_gan!r}")
+    self.latent_dim, self.arch = int(latent_dim), arch
+    self.mlp_hidden, self.kernel = as_tuple(mlp_hidden), int(kernel)
+    self.enc_widths, self.gen_widths = as_tuple(enc_widths), as_tuple(gen_widths)
+    self.lam_gan, self.lam_cls = float(lambda_gan), float(lambda_cls)
+    self.lam_trd, self.lam_adv, self.beta = float(lambda_trd), float(lambda_adv), float(beta)
+    self.fm_weight, self.encoder_gan = float(fm_weight), encoder_gan
+    self.sampler = gen_lib.Sampler(as_tuple(sampler_hidden))
+    self.rf_head = gen_lib.RealFakeHead()
+    # Four optimisers (Alg. 1): D's is `self.tx` (config.optim); E and G share settings.
+    self.side_lr = {"enc": float(eg_lr), "gen": float(eg_lr), "smp": float(sampler_lr)}
+    self.side_tx = {"enc": adam(eg_lr, eg_b1, eg_b2), "gen": adam(eg_lr, eg_b1, eg_b2),
+                    "smp": adam(sampler_lr, sampler_b1, sampler_b2)}
+    self.enc = self.gen = None  # built in `init`, when the image shape is known
+    self._jit_init = jax.jit(self._init_state)
+    self._jit_generate = jax.jit(self.generate)
+
+  # --- construction ------------------------------------------------------------------------
+  def _build(self, image_shape):
+    arch = self.arch
+    if arch == "auto":
+      arch = "mlp" if image_shape[-1] == 1 else "conv"
+    if arch == "mlp":
+      self.enc = gen_lib.MLPEncoder(self.latent_dim, self.mlp_hidden)
+      self.gen = gen_lib.MLPDecoder(tuple(image_shape), self.mlp_hidden)
+    else:
+      self.enc = gen_lib.ConvEncoder(self.latent_dim, self.enc_widths, self.kernel)
+      self.gen = gen_lib.ConvDecoder(tuple(image_shape), self.gen_widths, self.kernel)
+
+  def init(self, rng, example_x):
+    x = self.prep.eval(example_x[:1])
+    self._build(x.shape[1:])
+    # One compiled initialisation: eager Flax init compiles every initialiser op separately
+    # (~20 s on 2 CPU cores for these five modules).
+    return self._jit_init(rng, x)
+
+  def _init_state(self, rng, x):
+    k_cls, k_rf, k_enc, k_gen, k_smp = jax.random.split(rng, 5)
+    variables = self.model.init({"params": k_cls, "dropout": k_cls}, x, train=False)
+    h = self.model.apply(variables, x)[1]["embedding"]
+    y = jnp.zeros((1, self.num_classes))
+    z = jnp.zeros((1, self.latent_dim))
+    params = {"cls": variables["params"], "rf": self.rf_head.init(k_rf, h, z, y)["params"]}
+    sides = {"enc": self.enc.init(k_enc, x, y), "gen": self.gen.init(k_gen, z, y),
+             "smp": self.sampler.init(k_smp, z)}
+    return TrainState.create(
+        apply_fn=self.apply_model, params=params, tx=self.tx,
+        batch_stats=variables.get("batch_stats", {}), epoch=jnp.zeros((), jnp.int32),
+        aux={k: init_side(v, self.side_tx[k]) for k, v in sides.items()})
+
+  def start_epoch(self, state, epoch):
+    """D's schedule from config.optim; E, G and S follow the same relative schedule."""
+    state = super().start_epoch(state, epoch)
+    factor = optim.lr_at_epoch(self.optim_cfg, epoch, self.epochs) / float(self.optim_cfg.lr)
+    aux = {k: dict(v, opt_state=optim.set_learning_rate(v["opt_state"],
+                                                        self.side_lr[k] * factor))
+           for k, v in state.aux.items()}
+    return state.replace(aux=aux)
+
+  def warm_start(self, prev, fresh):
+    aux = {k: dict(fresh.aux[k], params=prev.aux[k]["params"],
+                   batch_stats=prev.aux[k]["batch_stats"]) for k in fresh.aux}
+    return super().warm_start(prev, fresh).replace(aux=aux)
+
+  # --- what acquisitions and evaluation see --------------------------------------------------
+  def encoder_mean(self, variables, x, y):
+    """μ of q(z | x, y) in inference mode."""
+    return self.enc.apply(variables, x, y)[0]
+
+  def sampler_logit(self, variables, z):
+    return self.sampler.apply(variables, z)
+
+  def model_state(self, state):
+    enc = state.aux["enc"]
+    return ModelState(
+        apply_fn=self.apply_model,
+        variables={"params": state.params["cls"], "batch_stats": state.batch_stats},
+        aux={"encoder": {"params": enc["params"], "batch_stats": enc["batch_stats"]},
+             "sampler": {"params": state.aux["smp"]["params"]}},
+        aux_apply=flax.core.FrozenDict({"encoder": self.encoder_mean,
+                                        "sampler": self.sampler_logit}))
+
+  def generate(self, state, z, y_onehot):
+    """G(z, y) in inference mode: images in [0, 1], [B, H, W, C]."""
+    g = state.aux["gen"]
+    return self.gen.apply({"params": g["params"], "batch_stats": g["batch_stats"]}, z, y_onehot)
+
+  def write_artifacts(self, state, path_prefix, cycle):
+    """`{path_prefix}_samples.png`: G(z, y) for 10 fixed z (columns) per class y (rows)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    k, n = self.num_classes, 10
+    z = jax.random.normal(jax.random.PRNGKey(cycle), (n, self.latent_dim))
+    z = jnp.tile(z, (k, 1))
+    y = jax.nn.one_hot(jnp.repeat(jnp.arange(k), n), k)
+    imgs = np.asarray(self._jit_generate(state, z, y))
+    # A 1-pixel mid-grey border around each sample keeps neighbouring digits apart.
+    imgs = np.pad(imgs, ((0, 0), (0, 1), (0, 1), (0, 0)), constant_values=0.5)
+    b, h, w, c = imgs.shape
+    grid = imgs.reshape(k, n, h, w, c).transpose(0, 2, 1, 3, 4).reshape(k * h, n * w, c)
+    fig, ax = plt.subplots(figsize=(n * 0.6 + 0.6, k * 0.6 + 0.4))
+    ax.imshow(grid[..., 0] if c == 1 else grid, cmap="gray" if c == 1 else None,
+              vmin=0.0, vmax=1.0, interpolation="nearest")
+    ax.set_yticks(np.arange(k) * h + h / 2, [str(i) for i in range(k)])
+    ax.set_xticks([])
+    ax.set_ylabel("class y")
+    ax.set_title(f"G(z, y), cycle {cycle}", fontsize=9)
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(path_prefix) or ".", exist_ok=True)
+    fig.savefig(f"{path_prefix}_samples.png", dpi=100)
+    plt.close(fig)
+
+  # --- the step ------------------------------------------------------------------------------
+  def _to_input(self, g):
+    """Generator pixels in [0, 1] → the classifier's normalised input space."""
+    mean = jnp.asarray(self.prep.mean, jnp.float32)
+    std = jnp.asarray(self.prep.std, jnp.float32)
+    return (g - mean) / std
+
+  def _disc(self, params, batch_stats, xs, zs, ys, rng):
+    """Train-mode D on the labeled, unlabeled and generated batches at once.
+
+    One forward over their concatenation (the paper's discriminators have no BatchNorm, so
+    this equals three forwards; a BatchNorm trunk sees the joint batch's statistics).
+
+    Returns:
+      per batch (class logits, real/fake logit, D̃(x)), and the new batch_stats.
+    """
+    sizes = np.cumsum([x.shape[0] for x in xs])[:-1]
+    (logits, feats), bs = apply_train(self.model, params["cls"], batch_stats,
+                                      jnp.concatenate(xs), rngs={"dropout": rng})
+    h = feats["embedding"]
+    rf = self.rf_head.apply({"params": params["rf"]}, h, jnp.concatenate(zs),
+                            jnp.concatenate(ys))
+    split = lambda a: jnp.split(a, sizes)
+    return list(zip(split(logits), split(rf), split(h))), bs
+
+  def train_step(self, state, labeled, unlabeled, rng):
+    rng = jax.random.fold_in(rng, state.step)  # per-step key
+    keys = jax.random.split(rng, 12)
+    mask = labeled["mask"]
+    k = self.num_classes
+    x_l = self.prep.train(keys[0], labeled["x"])
+    x_u = self.prep.train(keys[1], unlabeled["x"])
+    y_l = jax.nn.one_hot(labeled["y"], k)
+    bu = x_u.shape[0]
+    cls_vars = {"params": state.params["cls"], "batch_stats": state.batch_stats}
+    # ŷ = C(x_U): the current classifier's label for unlabeled images (§3.2), inference mode.
+    y_u = jax.nn.one_hot(jnp.argmax(self.model.apply(cls_vars, x_u)[0], -1), k)
+    # Prior draws z ~ p(z) = N(0, I) (the VAE prior), y ~ p(y) uniform (Eqs. 7–9).
+    prior = lambda kz, ky: (jax.random.normal(kz, (bu, self.latent_dim)),
+                            jax.nn.one_hot(jax.random.randint(ky, (bu,), 0, k), k))
+    z_p, y_p = prior(keys[2], keys[3])
+    enc, gen, smp = state.aux["enc"], state.aux["gen"], state.aux["smp"]
+    s_apply = lambda p, z: self.sampler.apply({"params": p}, z)
+
+    # ---- Alg. 1 lines 10–12: E and G descend Eq. 11 ---------------------------------------
+    def eg_loss(eg):
+      (mu_l, lv_l), bs_e = apply_train(self.enc, eg["enc"], enc["batch_stats"], x_l, y_l)
+      (mu_u, lv_u), bs_e = apply_train(self.enc, eg["enc"], bs_e, x_u, y_u)
+      z_l = gen_lib.reparameterize(keys[4], mu_l, lv_l)
+      z_u = gen_lib.reparameterize(keys[5], mu_u, lv_u)
+      rec_l, bs_g = apply_train(self.gen, eg["gen"], gen["batch_stats"], z_l, y_l)
+      rec_u, bs_g = apply_train(self.gen, eg["gen"], bs_g, z_u, y_u)
+      x_g, bs_g = apply_train(self.gen, eg["gen"], bs_g, z_p, y_p)
+      rec_l, rec_u, x_g = self._to_input(rec_l), self._to_input(rec_u), self._to_input(x_g)
+      # Eq. 5: class-conditional β-VAE terms and the encoder's adversarial term against S.
+      trd = (masked_mean(mse(rec_l, x_l) + self.beta * gaussian_kl(mu_l, lv_l), mask)
+             + jnp.mean(mse(rec_u, x_u) + self.beta * gaussian_kl(mu_u, lv_u)))
+      adv = (masked_mean(bce_logits(s_apply(smp["params"], mu_l), 1.0), mask)
+             + jnp.mean(bce_logits(s_apply(smp["params"], mu_u), 1.0)))
+      # D (fixed here) on real pairs (x, E(x, y), y) and fake pairs (G(z, y), z, y).
+      (_, d_l, _), (_, d_u, h_u), (_, d_g, h_g) = self._disc(
+          state.params, state.batch_stats, (x_l, x_u, x_g), (z_l, z_u, z_p), (y_l, y_u, y_p),
+          keys[6])[0]
+      # Eq. 10 (log D = log σ(d)); BiGAN's encoder minimises log D on real pairs.
+      log_d_real = masked_mean(jax.nn.log_sigmoid(d_l), mask) + jnp.mean(jax.nn.log_sigmoid(d_u))
+      l_e = log_d_real if self.encoder_gan == "bigan" else -log_d_real
+      # Eq. 7: log(1 − D(G(z, y), z, y)) = log σ(−d).
+      l_g = jnp.mean(jax.nn.log_sigmoid(-d_g))
+      # Feature matching on D̃ between unlabeled and generated batches (Salimans et al. 2016).
+      fm = jnp.mean((jnp.mean(h_u, 0) - jnp.mean(h_g, 0)) ** 2)
+      total = (self.lam_trd * trd + self.lam_adv * adv + self.lam_gan * (l_e + l_g)
+               + self.fm_weight * fm)
+      return total, ({"enc": bs_e, "gen": bs_g}, {"eg_loss": total, "vae_transductive": trd,
+                                                  "vae_adversarial": adv, "encoder_gan": l_e,
+                                                  "generator_gan": l_g, "feature_matching": fm})
+
+    eg_params = {"enc": enc["params"], "gen": gen["params"]}
+    (_, (eg_bs, m_eg)), g = jax.value_and_grad(eg_loss, has_aux=True)(eg_params)
+    enc = update_side(enc, g["enc"], self.side_tx["enc"], eg_bs["enc"])
+    gen = update_side(gen, g["gen"], self.side_tx["gen"], eg_bs["gen"])
+
+    # ---- Alg. 1 lines 14–16: D descends Eq. 12, with the updated E and G -------------------
+    # Train-mode E/G forwards without gradients; their batch statistics are not kept twice.
+    (mu_l, lv_l), bs_e = apply_train(self.enc, enc["params"], enc["batch_stats"], x_l, y_l)
+    (mu_u, lv_u), _ = apply_train(self.enc, enc["params"], bs_e, x_u, y_u)
+    z_l = gen_lib.reparameterize(keys[7], mu_l, lv_l)
+    z_u = gen_lib.reparameterize(keys[8], mu_u, lv_u)
+    z_q, y_q = prior(keys[9], keys[10])
+    x_g = self._to_input(apply_train(self.gen, gen["params"], gen["batch_stats"], z_q, y_q)[0])
+    mu_l, mu_u, z_l, z_u, x_g = jax.lax.stop_gradient((mu_l, mu_u, z_l, z_u, x_g))
+
+    def d_loss(params):
+      ((logits_l, d_l, _), (_, d_u, _), (logits_g, d_g, _)), bs = self._disc(
+          params, state.batch_stats, (x_l, x_u, x_g), (z_l, z_u, z_q), (y_l, y_u, y_q),
+          keys[11])
+      # Eq. 8: −log D(real) = softplus(−d); generated: −log(1 − D) = softplus(d).
+      gan = (masked_mean(jax.nn.softplus(-d_l), mask) + jnp.mean(jax.nn.softplus(-d_u))
+             + jnp.mean(jax.nn.softplus(d_g)))
+      # Eq. 9: labeled cross-entropy + cross-entropy of generated images with their labels.
+      ce_l = masked_mean(cross_entropy(logits_l, labeled["y"]), mask)
+      cls = ce_l + jnp.mean(cross_entropy(logits_g, jnp.argmax(y_q, -1)))
+      total = self.lam_gan * gan + self.lam_cls * cls
+      acc = masked_mean((logits_l.argmax(-1) == labeled["y"]).astype(jnp.float32), mask)
+      return total, (bs, {"loss": ce_l, "accuracy": acc, "d_loss": total, "d_gan": gan,
+                          "d_cls": cls})
+
+    (_, (bs_d, m_d)), g = jax.value_and_grad(d_loss, has_aux=True)(state.params)
+    state = state.apply_gradients(grads=g, batch_stats=bs_d)
+
+    # ---- Alg. 1 lines 17–19: S descends Eq. 13 (= Eq. 6) on the updated E's means ---------
+    def s_loss(params):
+      return (masked_mean(bce_logits(s_apply(params, mu_l), 1.0), mask)
+              + jnp.mean(bce_logits(s_apply(params, mu_u), 0.0)))
+
+    l_s, g = jax.value_and_grad(s_loss)(smp["params"])
+    smp = update_side(smp, g, self.side_tx["smp"])
+
+    state = state.replace(aux={"enc": enc, "gen": gen, "smp": smp})
+    return state, {**m_eg, **m_d, "sampler_loss": l_s}
