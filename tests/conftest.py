@@ -15,8 +15,10 @@ def tiny_config(method: str = "random", dataset: str = "digits", **overrides):
   c = get_config(method, dataset, "cpu")
   cpu.apply_overrides(c, {
       "al.initial": 20, "al.budget": 10, "al.cycles": 3, "train.epochs": 2,
-      "train.batch_size": 16, "train.unlabeled_batch_size": 16, "model.kwargs.widths": (8, 16),
-      "model.kwargs.hidden": 32, "eval.chunk_size": 128, "log_every": 1000})
+      "train.batch_size": 16, "train.unlabeled_batch_size": 16, "eval.chunk_size": 128,
+      "log_every": 1000})
+  if c.model.name == "small_cnn":  # the method's own network otherwise (e.g. ARAL's MLP)
+    cpu.apply_overrides(c, {"model.kwargs.widths": (8, 16), "model.kwargs.hidden": 32})
   cpu.apply_overrides(c, overrides)
   return c
 
