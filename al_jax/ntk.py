@@ -38,7 +38,7 @@ import numpy as np
 from al_jax import ALError
 
 LAYERS = ("last", "all")
-METHODS = ("jacobian", "ntvp")
+METHODS = ("jacobian", "ntvp", "structured")
 BACKENDS = ("native", "neural_tangents")
 
 # What neural-tangents 0.6.5 (its last release) needs, as measured here: import and the
@@ -244,11 +244,20 @@ def ntk(f: Callable, p, x1, x2=None, rest=None, *, method: str = "jacobian",
     p: differentiated parameters.
     x1, x2: inputs (x2 = None: x1).
     rest: the model's other variables, passed through to `f`.
-    method: "jacobian" (float64 contraction, chunked) or "ntvp" (float32 products).
+    method: "jacobian" (float64 contraction, chunked), "ntvp" (float32 products) or
+      "structured" (all layers, per-layer factors: `al_jax.ntk_structured`; float32).
     backend: "native" or "neural_tangents".
     chunk_size: samples per Jacobian chunk.
   """
-  check_options(method=method, backend=backend)
+  check_options(method=method, backend=backend,
+                layers=getattr(f, "layers", "all") if method == "structured" else "last")
+  if method == "structured":
+    if not isinstance(f, ClassifierFn):
+      raise ALError("the structured NTK needs the model itself: pass a ClassifierFn")
+    from al_jax import ntk_structured  # imports flax; this module stays flax-free otherwise
+    from al_jax.state import ModelState
+    state = ModelState(apply_fn=f.apply_fn, variables={"params": p, **(rest or {})})
+    return np.asarray(ntk_structured.structured_ntk(state, x1, x2))
   if backend == "neural_tangents":
     return np.asarray(nt_kernel(f, p, x1, x2, rest, method))
   if method == "jacobian":
@@ -263,6 +272,9 @@ def check_options(method: str = "jacobian", backend: str = "native",
                          ("layers", layers, LAYERS)):
     if v not in valid:
       raise ALError(f"unknown NTK {name} {v!r}; valid: {', '.join(valid)}")
+  if method == "structured" and (layers != "all" or backend != "native"):
+    raise ALError("the structured NTK is the native all-layer kernel: use layers='all' and "
+                  "ntk_backend='native' with method='structured'")
   if backend == "neural_tangents":
     require_neural_tangents()
 

@@ -34,13 +34,14 @@ def _ctx(x_all, labeled, candidates, seed=0, chunk=64):
                        candidates=np.asarray(candidates), prep=_PREP, chunk_size=chunk)
 
 
-@pytest.mark.parametrize("layers", ["last", "all"])
-def test_proposition_2_never_selects_duplicates(layers):
+@pytest.mark.parametrize("layers,method", [("last", "jacobian"), ("all", "jacobian"),
+                                           ("all", "structured")])
+def test_proposition_2_never_selects_duplicates(layers, method):
   """Repeated pool (CRC §3.2): no selected image duplicates a labeled or another selected one."""
   x_all, n = _repeated_pool()
   labeled = np.arange(0, 16, 2)                      # 8 distinct images
   candidates = np.setdiff1d(np.arange(2 * n), labeled)  # holds their 8 twins, and 142 pairs
-  acq = crc_lib.CRC(group_size=4, layers=layers)
+  acq = crc_lib.CRC(group_size=4, layers=layers, method=method)
   for seed in range(3):
     ctx = _ctx(x_all, labeled, candidates, seed=seed)
     # Scores of constructed groups: degenerate ones score 0, all others > 0.
@@ -121,3 +122,19 @@ def test_pseudo_al_groups_hold_r_per_class():
   np.testing.assert_array_equal(np.bincount(y[pick], minlength=10), np.ones(10))
   with pytest.raises(ALError, match="one label per candidate"):
     crc_lib.pseudo_al_groups(candidates, y[:5], 2, 10, jax.random.PRNGKey(0))
+
+
+def test_structured_all_layer_scores_match_jacobian():
+  """The structured full-layer kernel (float32) scores groups like the float64 Jacobian path;
+  chunking (several groups per chunk, a padded last chunk) and L = ∅ included."""
+  x_all = jnp.asarray(_DIGITS.x_train[:120])
+  labeled, candidates = np.arange(10), np.arange(10, 120)
+  groups = crc_lib.random_groups(candidates, 5, jax.random.PRNGKey(1))[:7]
+  for lab in (labeled, labeled[:0]):
+    ctx = _ctx(x_all, lab, candidates, chunk=15)  # 3 groups per chunk: 3 + 3 + 1 (padded)
+    ref = crc_lib.CRC(group_size=5, layers="all").score_groups(ctx, groups)
+    got = crc_lib.CRC(group_size=5, layers="all", method="structured").score_groups(ctx, groups)
+    assert np.all(ref > 0) and np.all(got > 0)
+    np.testing.assert_allclose(got, ref, rtol=1e-3)
+  with pytest.raises(ALError, match="layers='all'"):
+    crc_lib.CRC(method="structured")

@@ -33,3 +33,27 @@ def test_structured_ntk_equals_jacobian(name, kw, shape):
   np.testing.assert_allclose(got, ref, atol=1e-5 * scale)
   cross = np.asarray(structured_ntk(st, x[:6], x[6:], block=4))
   np.testing.assert_allclose(cross, ref[:6, 6:], atol=1e-5 * scale)
+
+
+def test_kernel_pieces_and_group_kernels_match_jacobian():
+  """`features`/`kernel`/`group_kernel` (what CRC's structured path uses) agree with J Jᵀ,
+  and the model exercises both per-pair forms (ghost for Dense, explicit for convs)."""
+  from al_jax import ntk_structured as ns
+  m = get_model("small_cnn", 10, widths=(8, 16), hidden=32)
+  x = jax.random.normal(jax.random.PRNGKey(2), (12, 12, 12, 1))
+  v = m.init(jax.random.PRNGKey(0), x[:1])
+  st = ModelState(apply_fn=lambda vv, xx, **k: m.apply(vv, xx, train=False), variables=v)
+  ref = np.asarray(_jjt(st, x, x))
+  scale = np.abs(ref).max()
+  feats, n = ns.features(st, x, block=5)  # 3 blocks of 4: no padding; block=5 → 3 of 4
+  facs = [f for f in feats if isinstance(f, ns.Factor)]
+  kinds = {ns._ghost_cheaper(f, jax.eval_shape(f.rows).shape[-1]) for f in facs}
+  assert kinds == {True, False}
+  np.testing.assert_allclose(np.asarray(ns.kernel(feats))[:n, :n], ref, atol=1e-5 * scale)
+  groups = np.asarray(ns.group_kernel(ns.trim(feats, n), 4))  # 3 groups of 4
+  for i in range(3):
+    np.testing.assert_allclose(groups[i], ref[4 * i:4 * i + 4, 4 * i:4 * i + 4],
+                               atol=1e-5 * scale)
+  head, _ = ns.features(st, x[:3], block=2)  # padded: 2 blocks of 2 for 3 samples
+  np.testing.assert_allclose(np.asarray(ns.kernel(head, feats))[:3, :n], ref[:3],
+                             atol=1e-5 * scale)

@@ -23,6 +23,7 @@ import numpy as np
 
 from al_jax import ALError
 from al_jax import ntk
+from al_jax import ntk_structured as ns
 from al_jax.acquisition.base import ACQUISITIONS, Acquisition
 
 
@@ -63,8 +64,10 @@ class CRC(Acquisition):
   Args:
     group_size: G; 0 picks `auto_group_size(Q)`. Must divide the budget Q.
     layers: "last" (CRC's default, §3.3 Table 2) or "all" layers for the eNTK.
-    method: "jacobian" (Jacobian contraction in float64) or "ntvp" (vjp/jvp products,
-      memory-light, one group at a time: slow, for models whose Jacobians do not fit).
+    method: "jacobian" (Jacobian contraction in float64), "ntvp" (vjp/jvp products,
+      memory-light, one group at a time: slow, for models whose Jacobians do not fit) or
+      "structured" (all layers from per-layer factors, float32, bounded memory:
+      `al_jax.ntk_structured`; needs layers="all").
     ntk_backend: "native" or "neural_tangents" (only where neural-tangents imports).
     max_jacobian_mb: the labeled set's Jacobians are kept on the device when they fit in
       this many MiB, else recomputed for every candidate chunk (bounded memory).
@@ -104,9 +107,35 @@ class CRC(Acquisition):
   def score_groups(self, ctx, groups: np.ndarray) -> np.ndarray:
     """λ⁺_min of K̃(L ∪ group) for every group [n_groups, G] → [n_groups] float64."""
     groups = np.asarray(groups, np.int64)
+    if self.method == "structured":
+      return self._score_structured(ctx, groups)
     if self.method == "jacobian" and self.ntk_backend == "native":
       return self._score_jacobian(ctx, groups)
     return self._score_products(ctx, groups)
+
+  def _score_structured(self, ctx, groups):
+    """Per-layer factors (`al_jax.ntk_structured`): the labeled set's factors and K(L, L)
+    once per selection; candidates k = chunk_size // G groups at a time, K(L, chunk) and
+    the k within-group blocks (vmapped over groups), float32 kernels."""
+    view = lambda idx: ctx.prep.eval(ctx.x_all[jnp.asarray(idx, jnp.int32)])
+    labeled = np.asarray(ctx.labeled, np.int64)
+    n_l, g = len(labeled), groups.shape[1]
+    f_l = ns.features(ctx.state, view(labeled))[0] if n_l else None
+    k_ll = (np.asarray(ns.kernel(f_l))[:n_l, :n_l] if n_l
+            else np.zeros((0, 0), np.float32))
+    k = max(1, int(ctx.chunk_size) // g)
+    spectra = []
+    for s in range(0, len(groups), k):
+      block = groups[s:s + k]
+      nvalid = len(block)
+      block = np.concatenate([block, np.repeat(block[:1], k - nvalid, 0)])
+      f_g = ns.trim(*ns.features(ctx.state, view(block.reshape(-1))))
+      k_gg = np.asarray(ns.group_kernel(f_g, g))                      # [k, G, G]
+      k_lg = (np.asarray(ns.kernel(f_l, f_g))[:n_l] if n_l
+              else np.zeros((0, k * g), np.float32))                  # [L, k·G]
+      full = _assemble(k_ll, k_lg.reshape(n_l, k, g).transpose(1, 0, 2), k_gg)
+      spectra.append(ntk.spectrum(full[:nvalid]))
+    return self._scores(spectra)
 
   def _score_jacobian(self, ctx, groups):
     f = ntk.ClassifierFn(ctx.state.apply_fn, self.layers)

@@ -125,16 +125,20 @@ class EntropyGradNorm(Acquisition):
     norm: "global" (Eq. 8, default) or "sum" (public code), see `aggregate_norm`.
     grad_batch: samples per vmap'd sub-batch (memory ∝ grad_batch × #params); 0 = the whole
       scoring chunk at once.
-    impl: "vmap" (per-sample gradients, default) or "factorised" (per-layer norms from
-      one batched backward pass, no per-sample gradient in memory; `al_jax.per_sample`).
+    impl: "factorised" (default: per-layer norms from one batched backward pass, no
+      per-sample gradient in memory; `al_jax.per_sample`, which falls back to vmap(grad)
+      with one warning for layers it does not cover) or "vmap" (per-sample gradients).
+      Same numbers to float32 rounding; factorised measured 1.3× (small CNN) and 2.3×
+      (ResNet-18) the faster of vmap(grad) and a jitted per-sample loop on CPU.
   """
   name = "entropy_gradnorm"
 
-  def __init__(self, norm: str = "global", grad_batch: int = 32, impl: str = "vmap",
+  def __init__(self, norm: str = "global", grad_batch: int = 32, impl: str = "factorised",
                **kwargs):
     super().__init__(**kwargs)
     _check(norm, grad_batch, impl)
     self.norm, self.grad_batch, self.impl = norm, int(grad_batch), impl
+    self.xla_safe = impl == "factorised"  # shared-input × per-class reduces: al_jax.xla_compat
 
   def score(self, state, x, rng):
     del rng
@@ -151,16 +155,17 @@ class ExpectedGradientLength(Acquisition):
     norm: "global" (all parameters as one vector, default) or "sum" of per-tensor norms.
     squared: E‖∇‖² as CRC §4.2 writes it (default); False gives E‖∇‖ (Settles et al. 2008).
     grad_batch: samples per vmap'd sub-batch; memory ∝ grad_batch × C × #params.
-    impl: "vmap" (default) or "factorised" (see `EntropyGradNorm`).
+    impl: "factorised" (default) or "vmap" (see `EntropyGradNorm`).
   """
   name = "egl"
 
   def __init__(self, norm: str = "global", squared: bool = True, grad_batch: int = 4,
-               impl: str = "vmap", **kwargs):
+               impl: str = "factorised", **kwargs):
     super().__init__(**kwargs)
     _check(norm, grad_batch, impl)
     self.norm, self.squared, self.grad_batch = norm, bool(squared), int(grad_batch)
     self.impl = impl
+    self.xla_safe = impl == "factorised"
 
   def score(self, state, x, rng):
     del rng
