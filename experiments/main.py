@@ -44,6 +44,18 @@ flags.DEFINE_string("ntk_backend", None, "Empirical-NTK backend of eNTK-based ac
                     "(crc): native, or neural_tangents where neural-tangents imports.")
 
 
+def resolve_methods():
+  """--method, or without it and with --objective, the objective's own method preset (e.g.
+  --objective=aral gets aral's model, pool sizes and schedule, not `random`'s)."""
+  if not FLAGS.objective or FLAGS["method"].present:
+    return list(FLAGS.method)
+  from al_jax.methods import METHODS
+  own = sorted(m for m, v in METHODS.items() if v.objective == FLAGS.objective)
+  if not own:
+    return list(FLAGS.method)  # build_config reports the unknown objective
+  return [FLAGS.objective if FLAGS.objective in own else own[0]]
+
+
 def build_config(method: str, seed: int):
   """Resolves the preset, then the flags, then --set overrides; unknown keys raise."""
   import ml_collections
@@ -138,13 +150,14 @@ def main(argv):
       seeds = [int(s) for s in FLAGS.seeds] if FLAGS.seeds else [FLAGS.seed]
     except ValueError:
       raise ALError(f"--seeds must be integers, got {FLAGS.seeds}") from None
-    configs = [build_config(m, s) for m in FLAGS.method for s in seeds]
+    methods = resolve_methods()
+    configs = [build_config(m, s) for m in methods for s in seeds]
     for c in configs:
       c.lock()
     study = len(configs) > 1
     workdir = FLAGS.workdir or tempfile.mkdtemp(prefix="al_jax_")
     log.info("al_jax: %s on %s (%s preset), seeds %s, devices %s, workdir %s",
-             ",".join(FLAGS.method), FLAGS.dataset, FLAGS.preset, seeds, jax.devices(), workdir)
+             ",".join(methods), FLAGS.dataset, FLAGS.preset, seeds, jax.devices(), workdir)
     if study:
       from experiments import study as study_lib
       runs = study_lib.run_study(configs, workdir, FLAGS.resume)
