@@ -49,6 +49,24 @@ def get_method(name: str) -> Method:
     raise ALError(f"unknown method {name!r}; valid: {', '.join(sorted(METHODS))}")
   return METHODS[name]
 
+
+def preset_method(objective: str, default: str) -> str:
+  """The method whose preset an `objective` override starts from when no method is named.
+
+  `default` when it already trains with `objective`; else the method named after the
+  objective (aral, vaal), else one pairing it with `default`'s acquisition (mean_teacher →
+  random_mt), else the first by name. Objectives of no method keep `default`.
+  """
+  if get_method(default).objective == objective:
+    return default
+  own = sorted(m for m, v in METHODS.items() if v.objective == objective)
+  if not own:
+    return default
+  if objective in own:
+    return objective
+  same_acq = [m for m in own if METHODS[m].acquisition == METHODS[default].acquisition]
+  return (same_acq or own)[0]
+
 # CRC (Kong et al.): convergence rate control with semi-supervised training; the SSL
 # baselines of its Tables 4–6 are the same acquisitions under the same objectives.
 register_method("crc", "mean_teacher", "crc",

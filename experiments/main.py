@@ -45,33 +45,37 @@ flags.DEFINE_string("ntk_backend", None, "Empirical-NTK backend of eNTK-based ac
 
 
 def resolve_methods():
-  """--method, or without it and with --objective, the objective's own method preset (e.g.
-  --objective=aral gets aral's model, pool sizes and schedule, not `random`'s)."""
-  if not FLAGS.objective or FLAGS["method"].present:
-    return list(FLAGS.method)
-  from al_jax.methods import METHODS
-  own = sorted(m for m, v in METHODS.items() if v.objective == FLAGS.objective)
-  if not own:
-    return list(FLAGS.method)  # build_config reports the unknown objective
-  return [FLAGS.objective if FLAGS.objective in own else own[0]]
+  """(methods, acquisition override). Without --method, an --objective starts from its own
+  method's preset (`al_jax.methods.preset_method`: --objective=aral gets aral's model, pool
+  sizes and schedule, not `random`'s), keeping the default method's acquisition unless
+  --acquisition names one."""
+  from al_jax.methods import get_method, preset_method
+  if not FLAGS.objective or FLAGS["method"].present or len(FLAGS.method) != 1:
+    return list(FLAGS.method), FLAGS.acquisition
+  from al_jax.objectives import OBJECTIVES
+  OBJECTIVES.get(FLAGS.objective)  # unknown names: the one-line error first
+  default = FLAGS.method[0]
+  base = preset_method(FLAGS.objective, default)
+  return [base], FLAGS.acquisition or get_method(default).acquisition
 
 
-def build_config(method: str, seed: int):
+def build_config(method: str, seed: int, acquisition=None):
   """Resolves the preset, then the flags, then --set overrides; unknown keys raise."""
   import ml_collections
   from al_jax import ALError
   from al_jax.methods import get_method
   from experiments.configs import get_config
   c = get_config(method, FLAGS.dataset, FLAGS.preset)
-  if FLAGS.objective or FLAGS.acquisition:
+  acquisition = acquisition or FLAGS.acquisition
+  if FLAGS.objective or acquisition:
     from al_jax.objectives import OBJECTIVES
     from al_jax.acquisition import ACQUISITIONS
     if FLAGS.objective:
       OBJECTIVES.get(FLAGS.objective)
       c.objective = FLAGS.objective
-    if FLAGS.acquisition:
-      ACQUISITIONS.get(FLAGS.acquisition)
-      c.acquisition = FLAGS.acquisition
+    if acquisition:
+      ACQUISITIONS.get(acquisition)
+      c.acquisition = acquisition
     # The method's settings belong to its own components: a replaced one starts from its
     # defaults (e.g. --method=tod --objective=supervised must not pass λ to supervised).
     if c.objective != get_method(method).objective:
@@ -150,8 +154,8 @@ def main(argv):
       seeds = [int(s) for s in FLAGS.seeds] if FLAGS.seeds else [FLAGS.seed]
     except ValueError:
       raise ALError(f"--seeds must be integers, got {FLAGS.seeds}") from None
-    methods = resolve_methods()
-    configs = [build_config(m, s) for m in methods for s in seeds]
+    methods, acquisition = resolve_methods()
+    configs = [build_config(m, s, acquisition) for m in methods for s in seeds]
     for c in configs:
       c.lock()
     study = len(configs) > 1

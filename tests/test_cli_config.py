@@ -1,26 +1,13 @@
-"""CLI config resolution: --objective/--acquisition overrides start from the right preset."""
+"""Which preset an --objective override starts from when no --method is given."""
 
-from absl import flags
-
-from experiments import main as cli
+from al_jax.methods import METHODS, preset_method
 
 
-def _parse(*args):
-  flags.FLAGS.unparse_flags()
-  flags.FLAGS(["main", *args])
-
-
-def test_objective_without_method_uses_its_own_preset():
-  try:
-    _parse("--objective=aral", "--acquisition=bald")
-    (m,) = cli.resolve_methods()
-    c = cli.build_config(m, 0)
-    ref = cli.build_config("aral", 0)
-    assert (c.objective, c.acquisition, c.method) == ("aral", "bald", "aral+bald")
-    assert c.model == ref.model and c.al == ref.al and c.objective_kwargs == ref.objective_kwargs
-    _parse("--method=tod", "--objective=supervised")  # explicit --method wins
-    assert cli.resolve_methods() == ["tod"]
-    c = cli.build_config("tod", 0)
-    assert c.objective == "supervised" and not c.objective_kwargs  # λ not passed on
-  finally:
-    flags.FLAGS.unparse_flags()
+def test_preset_method_for_objective_overrides():
+  assert preset_method("supervised", "random") == "random"        # default already fits
+  assert preset_method("aral", "random") == "aral"                # named after the objective
+  assert preset_method("vaal", "random") == "vaal"
+  assert preset_method("mean_teacher", "random") == "random_mt"   # same acquisition as default
+  m = preset_method("critic", "random")
+  assert METHODS[m].objective == "critic"
+  assert preset_method("tod_ema", "entropy") in METHODS
