@@ -6,9 +6,10 @@ here: the structured eNTK's BatchNorm-scale Jacobian (Σ_t x̂_t δ^c_t over a [
 cotangent batch) came out wrong by 150% at 56 samples per block and right at 48; the plain
 `jnp.sum(a[None] * d, 2)` reproduces it (`tests/test_xla_compat.py`). Turning the fusion
 off globally (XLA_FLAGS=--xla_cpu_experimental_ynn_fusion_type=) halves the small CNN's
-CPU train-step throughput, so it is turned off per compiled function instead, for the
-kernels with large broadcast-multiply-reduce patterns (structured eNTK, factorised
-per-sample norms).
+CPU train-step throughput and is not safe either (a ResNet-18 train-mode gradient then
+deviates from float64 by 1e-2 relative, vs 1.5e-6 by default), so it is turned off per
+compiled function instead, only for kernels checked against float64 / brute-force
+references (structured eNTK, factorised per-sample norms).
 """
 
 import functools
