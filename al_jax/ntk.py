@@ -249,11 +249,11 @@ def ntk(f: Callable, p, x1, x2=None, rest=None, *, method: str = "jacobian",
     backend: "native" or "neural_tangents".
     chunk_size: samples per Jacobian chunk.
   """
+  if method == "structured" and not isinstance(f, ClassifierFn):
+    raise ALError("the structured NTK needs the model itself: pass a ClassifierFn")
   check_options(method=method, backend=backend,
-                layers=getattr(f, "layers", "all") if method == "structured" else "last")
+                layers=f.layers if method == "structured" else "last")
   if method == "structured":
-    if not isinstance(f, ClassifierFn):
-      raise ALError("the structured NTK needs the model itself: pass a ClassifierFn")
     from al_jax import ntk_structured  # imports flax; this module stays flax-free otherwise
     from al_jax.state import ModelState
     state = ModelState(apply_fn=f.apply_fn, variables={"params": p, **(rest or {})})

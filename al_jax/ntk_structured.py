@@ -52,6 +52,11 @@ class Factor:
   d: jax.Array
   conv: Optional[Tuple] = None
 
+  @property
+  def din(self) -> int:
+    """Width of one input row (kh·kw·Cin for a conv), from shapes only."""
+    return jax.eval_shape(self.rows).shape[-1]
+
   def rows(self) -> jax.Array:
     """Inputs as [n, T, Din] (unfolded for a conv)."""
     if self.conv is None:
@@ -96,8 +101,8 @@ def _factors(state: ModelState, x: jnp.ndarray) -> List:
                         ps._tuple(m.kernel_dilation, nd)))
     else:
       f = Factor(a.reshape(n, -1, a.shape[-1]), d)
-    din, dout, t = f.rows().shape[-1], d.shape[-1], d.shape[2]
-    if c * din * dout <= f.a[0].size + c * t * dout:  # the Jacobian is the smaller
+    dout, t = d.shape[-1], d.shape[2]
+    if c * f.din * dout <= f.a[0].size + c * t * dout:  # the Jacobian is the smaller
       out.append(jnp.einsum("ntd,cnte->ncde", f.rows(), d).reshape(n, -1))
     else:
       out.append(f)
@@ -110,9 +115,9 @@ def _divisor_at_most(n: int, cap: int) -> int:
   return max(k for k in range(1, min(n, max(cap, 1)) + 1) if n % k == 0)
 
 
-def _ghost_cheaper(f: Factor, din: int) -> bool:
+def _ghost_cheaper(f: Factor) -> bool:
   c, _, t, dout = f.d.shape
-  return t * t * (din + c * dout) < c * din * dout
+  return t * t * (f.din + c * dout) < c * f.din * dout
 
 
 def _ghost_gram(f1: Factor, f2: Factor, max_elements: int) -> jax.Array:
@@ -144,7 +149,7 @@ def _explicit_gram(f1: Factor, f2: Optional[Factor], max_elements: int) -> jax.A
   c, n1, _, dout = f1.d.shape
   n2 = n1 if f2 is None else f2.d.shape[1]
   cin = f1.a.shape[-1]
-  per_ch = jax.eval_shape(f1.rows).shape[-1] // cin  # kh·kw for a conv, 1 for Dense
+  per_ch = f1.din // cin  # kh·kw for a conv, 1 for Dense
   size = _divisor_at_most(cin, max_elements // max(1, max(n1, n2) * per_ch * dout))
 
   def rows_t(f, j):  # [n, per_ch·size, T]: contraction over T on the minor axis
@@ -178,7 +183,7 @@ def gram(f1: List, f2: Optional[List] = None, max_elements: int = 2 ** 22) -> ja
   for u, v in zip(f1, f2):
     if not isinstance(u, Factor):
       part = u @ v.T
-    elif _ghost_cheaper(u, u.rows().shape[-1]):
+    elif _ghost_cheaper(u):
       part = _ghost_gram(u, v, max_elements)
     else:
       part = _explicit_gram(u, None if sym else v, max_elements)

@@ -45,9 +45,9 @@ def test_kernel_pieces_and_group_kernels_match_jacobian():
   st = ModelState(apply_fn=lambda vv, xx, **k: m.apply(vv, xx, train=False), variables=v)
   ref = np.asarray(_jjt(st, x, x))
   scale = np.abs(ref).max()
-  feats, n = ns.features(st, x, block=5)  # 3 blocks of 4: no padding; block=5 → 3 of 4
+  feats, n = ns.features(st, x, block=5)  # ⌈12/5⌉ = 3 equal blocks of 4: no padding
   facs = [f for f in feats if isinstance(f, ns.Factor)]
-  kinds = {ns._ghost_cheaper(f, jax.eval_shape(f.rows).shape[-1]) for f in facs}
+  kinds = {ns._ghost_cheaper(f) for f in facs}
   assert kinds == {True, False}
   np.testing.assert_allclose(np.asarray(ns.kernel(feats))[:n, :n], ref, atol=1e-5 * scale)
   groups = np.asarray(ns.group_kernel(ns.trim(feats, n), 4))  # 3 groups of 4

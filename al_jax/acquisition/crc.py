@@ -125,10 +125,7 @@ class CRC(Acquisition):
             else np.zeros((0, 0), np.float32))
     k = max(1, int(ctx.chunk_size) // g)
     spectra = []
-    for s in range(0, len(groups), k):
-      block = groups[s:s + k]
-      nvalid = len(block)
-      block = np.concatenate([block, np.repeat(block[:1], k - nvalid, 0)])
+    for block, nvalid in _group_chunks(groups, k):
       f_g = ns.trim(*ns.features(ctx.state, view(block.reshape(-1))))
       k_gg = np.asarray(ns.group_kernel(f_g, g))                      # [k, G, G]
       k_lg = (np.asarray(ns.kernel(f_l, f_g))[:n_l] if n_l
@@ -162,10 +159,7 @@ class CRC(Acquisition):
     # Candidate groups, k at a time (fixed shapes: one compile per chunk size).
     k = max(1, cs // g)
     spectra = []
-    for s in range(0, len(groups), k):
-      block = groups[s:s + k]
-      nvalid = len(block)
-      block = np.concatenate([block, np.repeat(block[:1], k - nvalid, 0)])
+    for block, nvalid in _group_chunks(groups, k):
       jg = jac(block.reshape(-1))
       k_gg = np.asarray(ntk.group_gram(jg, g))                       # [k, G, G]
       if n_l:
@@ -217,6 +211,13 @@ class CRC(Acquisition):
     if r_star == 0:
       return np.zeros(len(w))
     return np.where(rank >= r_star, w[:, n - r_star], 0.0)
+
+
+def _group_chunks(groups: np.ndarray, k: int):
+  """(k groups, padded by repeating the first; number of real ones) — fixed chunk shapes."""
+  for s in range(0, len(groups), k):
+    block = groups[s:s + k]
+    yield np.concatenate([block, np.repeat(block[:1], k - len(block), 0)]), len(block)
 
 
 def _pad_idx(idx: np.ndarray, size: int) -> np.ndarray:
