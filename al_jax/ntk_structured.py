@@ -19,9 +19,7 @@ input kept *before* unfolding (kh·kw times smaller). What is computed per pair
 pair; always for Dense layers, T = 1, where it is (a·a')(Σ_c δ^c·δ'^c)) and explicit
 (C·Din·Dout per pair, the Jacobian formed one input-channel slice × class at a time
 inside a `lax.scan`, so neither a slice nor its unfolded patches exceed a bounded size).
-The kernels are compiled without XLA:CPU's ynn fusions (`al_jax.xla_compat`), which
-miscompute the BatchNorm-scale terms at ≥ 56 samples per block in jaxlib 0.10.2. The full Jacobian
-(n × C × P) is never formed. Same layer coverage as `al_jax.per_sample` (Dense, Conv,
+The full Jacobian (n × C × P) is never formed. Same layer coverage as `al_jax.per_sample` (Dense, Conv,
 inference-mode BatchNorm); other models raise.
 """
 
@@ -36,7 +34,6 @@ import jax.numpy as jnp
 from al_jax import ALError
 from al_jax import per_sample as ps
 from al_jax.state import ModelState
-from al_jax.xla_compat import cpu_safe_jit
 
 
 @functools.partial(jax.tree_util.register_dataclass, data_fields=["a", "d"],
@@ -216,7 +213,7 @@ def features(state: ModelState, x: jnp.ndarray, block: int = 8) -> Tuple[List, i
   return buf, n
 
 
-@cpu_safe_jit(donate_argnums=(0,))
+@functools.partial(jax.jit, donate_argnums=(0,))
 def _write_block(buf, state, xb, offset):
   out = []
   for b, f in zip(buf, _factors(state, xb)):
@@ -228,12 +225,11 @@ def _write_block(buf, state, xb, offset):
   return out
 
 
-_jit_gram = cpu_safe_jit(gram, static_argnums=(2,))
+_jit_gram = jax.jit(gram, static_argnums=(2,))
 
 
 def kernel(f1: List, f2: Optional[List] = None, max_elements: int = 2 ** 22) -> jax.Array:
-  """`gram`, compiled (CPU: without the miscompiling fusions, `al_jax.xla_compat`).
-  Rows/columns beyond a `features` call's n are padding."""
+  """`gram`, compiled. Rows/columns beyond a `features` call's n are padding."""
   return _jit_gram(f1, f2, max_elements)
 
 
@@ -252,7 +248,7 @@ def _grouped(feats: List, group_size: int) -> List:
           else split(f, 0) for f in feats]
 
 
-@functools.partial(cpu_safe_jit, static_argnums=(1, 2))
+@functools.partial(jax.jit, static_argnums=(1, 2))
 def _group_kernel(feats, group_size, max_elements):
   return jax.vmap(lambda f: gram(f, None, max_elements))(_grouped(feats, group_size))
 

@@ -1,8 +1,17 @@
 """Shared fixtures: tiny configs that run an AL experiment in seconds on CPU."""
 
 import os
+import tempfile
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+# Many tests build learners whose jitted steps are the same XLA program (a new `jax.jit`
+# object each time, so the in-memory cache misses); JAX's persistent compilation cache, keyed
+# by the program, compiles each once per session. The environment variables reach the CLI
+# tests' subprocesses too.
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR",
+                      os.path.join(tempfile.gettempdir(), f"al_jax_test_xla_cache_{os.getuid()}"))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 
 import pytest  # noqa: E402
 

@@ -26,7 +26,6 @@ from al_jax.data.augment import Preprocess
 from al_jax.data.pool import Pool
 from al_jax.registry import Registry
 from al_jax.state import ModelState
-from al_jax.xla_compat import cpu_safe_jit
 
 ACQUISITIONS: Registry = Registry("acquisition")
 
@@ -38,13 +37,10 @@ class Acquisition:
     kind: "score" or "select".
     needs_previous: True if scoring reads `state.prev_variables` (TOD's COD).
     stochastic_forward: True if scoring uses dropout (MC-dropout BALD).
-    xla_safe: True if scoring must compile without XLA:CPU's ynn fusions
-      (`al_jax.xla_compat`: large broadcast-multiply-reduce patterns, e.g. factorised norms).
   """
   name = "base"
   kind = "score"
   needs_previous = False
-  xla_safe = False
 
   def __init__(self, **kwargs):
     if kwargs:
@@ -101,14 +97,11 @@ def _chunk_body(fn, prep, state, x_all, idx, rng):
 
 
 _chunk_call = jax.jit(_chunk_body, static_argnames=("fn", "prep"))
-_chunk_call_safe = cpu_safe_jit(_chunk_body, static_argnames=("fn", "prep"))
 
 
 def map_chunks(fn: Callable, state: ModelState, x_all, idx: np.ndarray, prep: Preprocess,
-               chunk_size: int, rng: Optional[jax.Array] = None, dp=None, safe: bool = False):
+               chunk_size: int, rng: Optional[jax.Array] = None, dp=None):
   """Runs `fn` on fixed-size chunks of `x_all[idx]` (last chunk padded), concatenates on host.
-
-  `safe` compiles with `al_jax.xla_compat.cpu_safe_jit` (see `Acquisition.xla_safe`).
 
   One compilation per (fn, chunk_size) for the whole run. Chunk k gets the key
   `fold_in(rng, k)`, so results are deterministic for a key. With `dp` (an
@@ -127,8 +120,8 @@ def map_chunks(fn: Callable, state: ModelState, x_all, idx: np.ndarray, prep: Pr
     padded = np.concatenate([chunk, np.full(pad, chunk[0] if len(chunk) else 0)])
     padded = padded.astype(np.int32)
     padded = dp.shard(padded) if dp is not None else jnp.asarray(padded)
-    call = _chunk_call_safe if safe else _chunk_call
-    outs.append((len(chunk), call(fn, prep, state, x_all, padded, jax.random.fold_in(rng, k))))
+    outs.append((len(chunk), _chunk_call(fn, prep, state, x_all, padded,
+                                         jax.random.fold_in(rng, k))))
   host = [(m, jax.device_get(o)) for m, o in outs]
   return jax.tree_util.tree_map(lambda *a: np.concatenate(a, 0),
                                 *[jax.tree_util.tree_map(lambda a, m=m: np.asarray(a)[:m], o)
@@ -191,8 +184,7 @@ def acquire(acq: Acquisition, state: ModelState, x_all, pool: Pool, budget: int,
     _check_selection(idx, candidates, budget, acq.name)
     return {"indices": idx, "candidates": candidates, "scores": None, "score_seconds": 0.0,
             "select_seconds": time.perf_counter() - t0}
-  scores = map_chunks(acq.score, state, x_all, candidates, prep, chunk_size, k_score, dp,
-                      safe=acq.xla_safe)
+  scores = map_chunks(acq.score, state, x_all, candidates, prep, chunk_size, k_score, dp)
   t1 = time.perf_counter()
   idx = top_k(scores, candidates, budget)
   return {"indices": idx, "candidates": candidates, "scores": scores,

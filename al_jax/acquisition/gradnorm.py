@@ -138,7 +138,6 @@ class EntropyGradNorm(Acquisition):
     super().__init__(**kwargs)
     _check(norm, grad_batch, impl)
     self.norm, self.grad_batch, self.impl = norm, int(grad_batch), impl
-    self.xla_safe = impl == "factorised"  # shared-input × per-class reduces: al_jax.xla_compat
 
   def score(self, state, x, rng):
     del rng
@@ -165,7 +164,6 @@ class ExpectedGradientLength(Acquisition):
     _check(norm, grad_batch, impl)
     self.norm, self.squared, self.grad_batch = norm, bool(squared), int(grad_batch)
     self.impl = impl
-    self.xla_safe = impl == "factorised"
 
   def score(self, state, x, rng):
     del rng

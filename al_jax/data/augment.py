@@ -9,11 +9,14 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
+from al_jax import numerics
+
 
 def normalize(x: jnp.ndarray, mean, std) -> jnp.ndarray:
-  """uint8 [B,H,W,C] → float32, per-channel standardised."""
-  x = x.astype(jnp.float32) / 255.0
-  return (x - jnp.asarray(mean, jnp.float32)) / jnp.asarray(std, jnp.float32)
+  """uint8 [B,H,W,C] → float (`numerics.float_dtype()`), per-channel standardised."""
+  dtype = numerics.float_dtype()
+  x = x.astype(dtype) / 255.0
+  return (x - jnp.asarray(mean, dtype)) / jnp.asarray(std, dtype)
 
 
 def random_crop(rng: jax.Array, x: jnp.ndarray, pad: int) -> jnp.ndarray:
@@ -22,14 +25,14 @@ def random_crop(rng: jax.Array, x: jnp.ndarray, pad: int) -> jnp.ndarray:
     return x
   b, h, w, c = x.shape
   xp = jnp.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
-  offs = jax.random.randint(rng, (b, 2), 0, 2 * pad + 1)
-  crop = lambda img, o: jax.lax.dynamic_slice(img, (o[0], o[1], 0), (h, w, c))
+  offs = numerics.randint(rng, (b, 2), 0, 2 * pad + 1)
+  crop = lambda img, o: jax.lax.dynamic_slice(img, (o[0], o[1], o[0] * 0), (h, w, c))
   return jax.vmap(crop)(xp, offs)
 
 
 def random_flip(rng: jax.Array, x: jnp.ndarray) -> jnp.ndarray:
   """Horizontal flip of each sample with probability 1/2."""
-  flip = jax.random.bernoulli(rng, 0.5, (x.shape[0], 1, 1, 1))
+  flip = numerics.bernoulli(rng, 0.5, (x.shape[0], 1, 1, 1))
   return jnp.where(flip, x[:, :, ::-1, :], x)
 
 
@@ -59,9 +62,10 @@ class Preprocess:
   def train(self, rng: jax.Array, x: jnp.ndarray) -> jnp.ndarray:
     """Weak augmentation (crop + flip where valid), then normalisation."""
     # Crop in [0, 1] space so padding is black, as torchvision's pad-then-normalise.
-    x = x.astype(jnp.float32) / 255.0
+    dtype = numerics.float_dtype()
+    x = x.astype(dtype) / 255.0
     k_crop, k_flip = jax.random.split(rng)
     x = random_crop(k_crop, x, self.crop_pad)
     if self.flip:
       x = random_flip(k_flip, x)
-    return (x - jnp.asarray(self.mean, jnp.float32)) / jnp.asarray(self.std, jnp.float32)
+    return (x - jnp.asarray(self.mean, dtype)) / jnp.asarray(self.std, dtype)

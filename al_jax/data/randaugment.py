@@ -17,6 +17,7 @@ import math
 import jax
 import jax.numpy as jnp
 
+from al_jax import numerics
 from al_jax.data import augment
 
 PARAMETER_MAX = 10  # magnitudes are v / PARAMETER_MAX of each op's max (kekmodel)
@@ -33,7 +34,7 @@ def _int_param(v, max_v, bias=0):
 
 def _signed(key, v):
   """Random sign with probability 1/2 (the ops' `if random.random() < 0.5: v = -v`)."""
-  return jnp.where(jax.random.bernoulli(key), -v, v)
+  return jnp.where(numerics.bernoulli(key), -v, v)
 
 
 def _blend(degenerate, img, factor):
@@ -172,8 +173,8 @@ def cutout(img, key, size: int):
   """
   h, w = img.shape[:2]
   kx, ky = jax.random.split(key)
-  x0 = jnp.floor(jnp.maximum(0.0, jax.random.uniform(kx, (), maxval=w) - size / 2.0))
-  y0 = jnp.floor(jnp.maximum(0.0, jax.random.uniform(ky, (), maxval=h) - size / 2.0))
+  x0 = jnp.floor(jnp.maximum(0.0, numerics.uniform(kx, (), maxval=w) - size / 2.0))
+  y0 = jnp.floor(jnp.maximum(0.0, numerics.uniform(ky, (), maxval=h) - size / 2.0))
   x1 = jnp.minimum(w, x0 + size)
   y1 = jnp.minimum(h, y0 + size)
   ys, xs = jnp.meshgrid(jnp.arange(h), jnp.arange(w), indexing="ij")
@@ -186,10 +187,10 @@ def rand_augment_one(key, img, n: int = 2, m: int = 10, cutout_frac: float = 0.5
   keys = jax.random.split(key, n + 1)
   for i in range(n):
     k_op, k_v, k_apply, k_sign = jax.random.split(keys[i], 4)
-    op = jax.random.randint(k_op, (), 0, len(OPS))
-    v = jax.random.randint(k_v, (), 1, m).astype(jnp.float32)  # np.random.randint(1, m)
+    op = numerics.randint(k_op, (), 0, len(OPS))
+    v = numerics.randint(k_v, (), 1, m).astype(img.dtype)  # np.random.randint(1, m)
     out = jax.lax.switch(op, OPS, img, v, k_sign)
-    img = jnp.where(jax.random.bernoulli(k_apply), out, img)
+    img = jnp.where(numerics.bernoulli(k_apply), out, img)
   size = int(cutout_frac * min(img.shape[0], img.shape[1]))  # 16 px on 32×32 (kekmodel)
   return cutout(img, keys[n], size) if size > 0 else img
 
@@ -208,9 +209,10 @@ def strong_view(key, x_uint8, prep: augment.Preprocess, n: int = 2, m: int = 10,
   and crop here follow the dataset's weak augmentation (`prep`).
   """
   k_crop, k_flip, k_ra = jax.random.split(key, 3)
-  x = x_uint8.astype(jnp.float32) / 255.0
+  dtype = numerics.float_dtype()
+  x = x_uint8.astype(dtype) / 255.0
   x = augment.random_crop(k_crop, x, prep.crop_pad)
   if prep.flip:
     x = augment.random_flip(k_flip, x)
   x = rand_augment(k_ra, x * 255.0, n, m, cutout_frac) / 255.0
-  return (x - jnp.asarray(prep.mean, jnp.float32)) / jnp.asarray(prep.std, jnp.float32)
+  return (x - jnp.asarray(prep.mean, dtype)) / jnp.asarray(prep.std, dtype)

@@ -13,6 +13,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from al_jax import numerics
+
 # He-normal with fan_out, untruncated: torchvision's ResNet init
 # (`kaiming_normal_(mode="fan_out", nonlinearity="relu")`). JAX's `he_normal` is truncated and
 # fan_in, so it is spelled out here ("normal" is JAX's untruncated normal).
@@ -35,6 +37,33 @@ def dropout_enabled(train: bool, dropout: Optional[bool]) -> bool:
     True when dropout masks should be sampled.
   """
   return train if dropout is None else bool(dropout)
+
+
+def compute_dtype(dtype: Any) -> Any:
+  """A model's computation dtype: `dtype`, or `numerics.float_dtype()` when None."""
+  return dtype or numerics.float_dtype()
+
+
+class Dropout(nn.Module):
+  """Inverted dropout, as `flax.linen.Dropout`, with its keep mask drawn in float32.
+
+  The mask depends only on the key, not on the computation dtype, so a float64 rerun of a
+  training step (`al_jax.numerics`) drops the same units. RNG stream "dropout".
+
+  Attributes:
+    rate: probability of dropping a unit.
+  """
+  rate: float
+
+  @nn.compact
+  def __call__(self, x: jax.Array, deterministic: bool) -> jax.Array:
+    if deterministic or self.rate == 0.0:
+      return x
+    if self.rate >= 1.0:
+      return jnp.zeros_like(x)
+    keep_prob = 1.0 - self.rate
+    keep = numerics.bernoulli(self.make_rng("dropout"), keep_prob, x.shape)
+    return jax.lax.select(keep, x / jnp.asarray(keep_prob, x.dtype), jnp.zeros_like(x))
 
 
 def max_pool_2x2(x: jax.Array) -> jax.Array:
@@ -63,12 +92,12 @@ class MLP(nn.Module):
     num_classes: number of output logits.
     hidden: widths of the hidden layers.
     dropout_rate: dropout after each hidden activation.
-    dtype: computation dtype (parameters stay float32).
+    dtype: computation dtype; None = `numerics.float_dtype()` (parameters stay float32).
   """
   num_classes: int
   hidden: Sequence[int] = (256, 128)
   dropout_rate: float = 0.25
-  dtype: Any = jnp.float32
+  dtype: Any = None
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False,
@@ -76,7 +105,7 @@ class MLP(nn.Module):
     """Returns `(logits [B, num_classes], features)`; see the module docstring."""
     # No BatchNorm here: `train` only sets the default of `dropout`.
     deterministic = not dropout_enabled(train, dropout)
-    x = x.reshape(x.shape[0], -1).astype(self.dtype)
+    x = x.reshape(x.shape[0], -1).astype(compute_dtype(self.dtype))
     stages = []
     embedding = x
     for width in self.hidden:
@@ -84,9 +113,10 @@ class MLP(nn.Module):
       # Hidden activations as [B,1,1,D] so consumers of "stages" can treat every model alike.
       stages.append(x[:, None, None, :])
       embedding = x
-      x = nn.Dropout(self.dropout_rate, deterministic=deterministic)(x)
+      x = Dropout(self.dropout_rate)(x, deterministic)
     logits = nn.Dense(self.num_classes, dtype=self.dtype, name="head")(x)
-    return logits.astype(jnp.float32), {"stages": tuple(stages), "embedding": embedding}
+    return logits.astype(numerics.float_dtype()), {"stages": tuple(stages),
+                                                   "embedding": embedding}
 
 
 class SmallCNN(nn.Module):
@@ -103,7 +133,7 @@ class SmallCNN(nn.Module):
     dropout_rate: dropout before the classifier (the MC-dropout layer for BALD).
     bn_momentum: BatchNorm running-average momentum (Flax convention; 0.9 = PyTorch's 0.1).
     bn_epsilon: BatchNorm epsilon (PyTorch's default).
-    dtype: computation dtype (parameters stay float32).
+    dtype: computation dtype; None = `numerics.float_dtype()` (parameters stay float32).
   """
   num_classes: int
   widths: Sequence[int] = (32, 64)
@@ -111,14 +141,14 @@ class SmallCNN(nn.Module):
   dropout_rate: float = 0.25
   bn_momentum: float = 0.9
   bn_epsilon: float = 1e-5
-  dtype: Any = jnp.float32
+  dtype: Any = None
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False,
                dropout: Optional[bool] = None) -> Tuple[jax.Array, Features]:
     """Returns `(logits [B, num_classes], features)`; see the module docstring."""
     deterministic = not dropout_enabled(train, dropout)
-    x = x.astype(self.dtype)
+    x = x.astype(compute_dtype(self.dtype))
     stages = []
     for width in self.widths:
       # No conv bias: the BatchNorm that follows has its own.
@@ -136,6 +166,7 @@ class SmallCNN(nn.Module):
     # The embedding is the classifier's input without the dropout mask, so core-set distances
     # and gradient embeddings do not depend on a dropout draw.
     embedding = x
-    x = nn.Dropout(self.dropout_rate, deterministic=deterministic)(x)
+    x = Dropout(self.dropout_rate)(x, deterministic)
     logits = nn.Dense(self.num_classes, dtype=self.dtype, name="head")(x)
-    return logits.astype(jnp.float32), {"stages": tuple(stages), "embedding": embedding}
+    return logits.astype(numerics.float_dtype()), {"stages": tuple(stages),
+                                                   "embedding": embedding}

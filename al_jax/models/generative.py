@@ -24,7 +24,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from al_jax.models.cnn import dropout_enabled
+from al_jax import numerics
+from al_jax.models.cnn import Dropout, dropout_enabled
 
 
 class GaussianNoise(nn.Module):
@@ -35,7 +36,7 @@ class GaussianNoise(nn.Module):
   def __call__(self, x: jax.Array, deterministic: bool) -> jax.Array:
     if deterministic or self.stddev == 0:
       return x
-    return x + self.stddev * jax.random.normal(self.make_rng("dropout"), x.shape, x.dtype)
+    return x + self.stddev * numerics.normal(self.make_rng("dropout"), x.shape, x.dtype)
 
 
 class NoisyMLP(nn.Module):
@@ -59,7 +60,7 @@ class NoisyMLP(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False, dropout: Optional[bool] = None):
     deterministic = not dropout_enabled(train, dropout)
-    x = x.reshape(x.shape[0], -1).astype(jnp.float32)
+    x = x.reshape(x.shape[0], -1).astype(numerics.float_dtype())
     x = GaussianNoise(self.input_noise)(x, deterministic)
     stages, embedding = [], x
     for width in self.hidden:
@@ -92,14 +93,14 @@ class GanCNN(nn.Module):
   def __call__(self, x: jax.Array, train: bool = False, dropout: Optional[bool] = None):
     deterministic = not dropout_enabled(train, dropout)
     act = lambda h: nn.leaky_relu(h, 0.2)
-    x = x.astype(jnp.float32)
+    x = x.astype(numerics.float_dtype())
     stages = []
     for width in self.widths:
       x = act(nn.Conv(width, (3, 3), padding=((1, 1), (1, 1)))(x))
       x = act(nn.Conv(width, (3, 3), padding=((1, 1), (1, 1)))(x))
       x = act(nn.Conv(width, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))(x))
       stages.append(x)
-      x = nn.Dropout(self.dropout_rate, deterministic=deterministic)(x)
+      x = Dropout(self.dropout_rate)(x, deterministic)
     pad = "VALID" if min(x.shape[1], x.shape[2]) >= 3 else "SAME"
     x = act(nn.Conv(self.widths[-1], (3, 3), padding=pad)(x))
     x = act(nn.Conv(self.widths[-1], (1, 1))(x))
@@ -127,7 +128,7 @@ class RealFakeHead(nn.Module):
 
 def reparameterize(rng: jax.Array, mu: jax.Array, logvar: jax.Array) -> jax.Array:
   """z = μ + σ·ε, ε ~ N(0, I) (Kingma & Welling 2014)."""
-  return mu + jnp.exp(0.5 * logvar) * jax.random.normal(rng, mu.shape, mu.dtype)
+  return mu + jnp.exp(0.5 * logvar) * numerics.normal(rng, mu.shape, mu.dtype)
 
 
 def _condition(x: jax.Array, y: Optional[jax.Array]) -> jax.Array:
@@ -151,7 +152,7 @@ class MLPEncoder(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array, y: Optional[jax.Array] = None,
                train: bool = False) -> Tuple[jax.Array, jax.Array]:
-    h = x.reshape(x.shape[0], -1).astype(jnp.float32)
+    h = x.reshape(x.shape[0], -1).astype(numerics.float_dtype())
     if y is not None:
       h = jnp.concatenate([h, y], -1)
     for width in self.hidden:
@@ -180,7 +181,7 @@ class ConvEncoder(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array, y: Optional[jax.Array] = None,
                train: bool = False) -> Tuple[jax.Array, jax.Array]:
-    h = _condition(x.astype(jnp.float32), y)
+    h = _condition(x.astype(numerics.float_dtype()), y)
     p = (self.kernel - 1) // 2
     for width in self.widths:
       # A 1×1 map (8×8 digits after three layers) is not downsampled further.

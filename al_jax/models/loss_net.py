@@ -10,6 +10,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from al_jax import numerics
+
 
 class LossNet(nn.Module):
   """Per stage: global average pool → Dense(hidden) → ReLU; concatenate → Dense(1).
@@ -27,6 +29,6 @@ class LossNet(nn.Module):
     """Maps the classifier's stage maps ([B,h,w,c] each) to predicted losses [B]."""
     blocks = []
     for k, f in enumerate(stages):
-      pooled = jnp.mean(f.astype(jnp.float32), axis=(1, 2))
+      pooled = jnp.mean(f.astype(numerics.float_dtype()), axis=(1, 2))
       blocks.append(nn.relu(nn.Dense(self.hidden, name=f"stage{k}")(pooled)))
     return nn.Dense(1, name="out")(jnp.concatenate(blocks, axis=-1))[:, 0]

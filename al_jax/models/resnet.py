@@ -12,7 +12,9 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from al_jax.models.cnn import Features, conv_kernel_init, dropout_enabled
+from al_jax import numerics
+from al_jax.models.cnn import (Dropout, Features, compute_dtype, conv_kernel_init,
+                              dropout_enabled)
 
 # PyTorch pads a 3×3 conv by 1 on every side, also at stride 2. Flax's "SAME" pads (0, 1) on
 # even sizes at stride 2 (TensorFlow's rule), which would shift the sampling grid by a pixel.
@@ -33,7 +35,7 @@ class BasicBlock(nn.Module):
   strides: int = 1
   bn_momentum: float = 0.9
   bn_epsilon: float = 1e-5
-  dtype: Any = jnp.float32
+  dtype: Any = None
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool) -> jax.Array:
@@ -68,7 +70,7 @@ class ResNet(nn.Module):
       method such as MC-dropout BALD needs it.
     bn_momentum: BatchNorm running-average momentum (Flax convention; 0.9 = PyTorch's 0.1).
     bn_epsilon: BatchNorm epsilon (PyTorch's default).
-    dtype: computation dtype (parameters stay float32).
+    dtype: computation dtype; None = `numerics.float_dtype()` (parameters stay float32).
   """
   num_classes: int
   stage_sizes: Sequence[int] = (2, 2, 2, 2)
@@ -76,7 +78,7 @@ class ResNet(nn.Module):
   dropout_rate: float = 0.0
   bn_momentum: float = 0.9
   bn_epsilon: float = 1e-5
-  dtype: Any = jnp.float32
+  dtype: Any = None
 
   def _width(self, base: int) -> int:
     return max(1, int(round(base * self.width_multiplier)))
@@ -91,7 +93,7 @@ class ResNet(nn.Module):
     prediction module; `features["embedding"]` is the globally average-pooled [B,512].
     """
     deterministic = not dropout_enabled(train, dropout)
-    x = x.astype(self.dtype)
+    x = x.astype(compute_dtype(self.dtype))
     # CIFAR stem: 3×3 stride-1 conv, no max-pool.
     x = nn.Conv(self._width(64), (3, 3), padding=_PAD1, use_bias=False,
                 kernel_init=conv_kernel_init, dtype=self.dtype, name="stem_conv")(x)
@@ -106,6 +108,6 @@ class ResNet(nn.Module):
                        self.dtype, name=f"stage{i + 1}_block{j}")(x, train)
       stages.append(x)
     embedding = jnp.mean(x, axis=(1, 2))
-    x = nn.Dropout(self.dropout_rate, deterministic=deterministic)(embedding)
+    x = Dropout(self.dropout_rate)(embedding, deterministic)
     logits = nn.Dense(self.num_classes, dtype=self.dtype, name="head")(x)
-    return logits.astype(jnp.float32), {"stages": tuple(stages), "embedding": embedding}
+    return logits.astype(numerics.float_dtype()), {"stages": tuple(stages), "embedding": embedding}

@@ -17,8 +17,9 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from al_jax import ALError
-from al_jax.models.cnn import Features, conv_kernel_init, dropout_enabled
+from al_jax import ALError, numerics
+from al_jax.models.cnn import (Dropout, Features, compute_dtype, conv_kernel_init,
+                              dropout_enabled)
 
 
 class WideBlock(nn.Module):
@@ -41,7 +42,7 @@ class WideBlock(nn.Module):
   leakiness: float = 0.1
   bn_momentum: float = 0.999
   bn_epsilon: float = 1e-3
-  dtype: Any = jnp.float32
+  dtype: Any = None
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool) -> jax.Array:
@@ -84,7 +85,7 @@ class WideResNet(nn.Module):
     bn_momentum: BatchNorm running-average momentum; 0.999 is TF's default decay, which the
       reference code uses (Flax's `momentum` has the same meaning as TF's `decay`).
     bn_epsilon: BatchNorm epsilon; 1e-3 is `tf.contrib.layers.batch_norm`'s default.
-    dtype: computation dtype (parameters stay float32).
+    dtype: computation dtype; None = `numerics.float_dtype()` (parameters stay float32).
   """
   num_classes: int
   depth: int = 28
@@ -93,7 +94,7 @@ class WideResNet(nn.Module):
   dropout_rate: float = 0.0
   bn_momentum: float = 0.999
   bn_epsilon: float = 1e-3
-  dtype: Any = jnp.float32
+  dtype: Any = None
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False,
@@ -109,7 +110,7 @@ class WideResNet(nn.Module):
                     f"got {self.depth}")
     units = (self.depth - 4) // 6
     deterministic = not dropout_enabled(train, dropout)
-    x = x.astype(self.dtype)
+    x = x.astype(compute_dtype(self.dtype))
     x = nn.Conv(16, (3, 3), padding="SAME", use_bias=False, kernel_init=conv_kernel_init,
                 dtype=self.dtype, name="init_conv")(x)
     block = lambda features, strides, abr, name: WideBlock(
@@ -128,7 +129,7 @@ class WideResNet(nn.Module):
                      epsilon=self.bn_epsilon, dtype=self.dtype, name="unit_last_bn")(x)
     x = nn.leaky_relu(x, self.leakiness)
     embedding = jnp.mean(x, axis=(1, 2))
-    x = nn.Dropout(self.dropout_rate, deterministic=deterministic)(embedding)
+    x = Dropout(self.dropout_rate)(embedding, deterministic)
     logits = nn.Dense(self.num_classes, dtype=self.dtype,
                       kernel_init=nn.initializers.glorot_normal(), name="head")(x)
-    return logits.astype(jnp.float32), {"stages": tuple(stages), "embedding": embedding}
+    return logits.astype(numerics.float_dtype()), {"stages": tuple(stages), "embedding": embedding}

@@ -36,7 +36,7 @@ from al_jax.models import generative as gen_lib
 from al_jax.objectives.base import OBJECTIVES, Objective, TrainState, cross_entropy, masked_mean
 from al_jax.objectives.vaal import (adam, apply_train, as_tuple, bce_logits, gaussian_kl,
                                     init_side, mse, update_side)
-from al_jax import optim
+from al_jax import numerics, optim
 from al_jax.state import ModelState
 
 ENCODER_GAN = ("bigan", "as_printed")
@@ -196,8 +196,8 @@ class ARAL(Objective):
   # --- the step ------------------------------------------------------------------------------
   def _to_input(self, g):
     """Generator pixels in [0, 1] → the classifier's normalised input space."""
-    mean = jnp.asarray(self.prep.mean, jnp.float32)
-    std = jnp.asarray(self.prep.std, jnp.float32)
+    mean = jnp.asarray(self.prep.mean, g.dtype)
+    std = jnp.asarray(self.prep.std, g.dtype)
     return (g - mean) / std
 
   def _disc(self, params, batch_stats, xs, zs, ys, rng):
@@ -231,8 +231,8 @@ class ARAL(Objective):
     # ŷ = C(x_U): the current classifier's label for unlabeled images (§3.2), inference mode.
     y_u = jax.nn.one_hot(jnp.argmax(self.model.apply(cls_vars, x_u)[0], -1), k)
     # Prior draws z ~ p(z) = N(0, I) (the VAE prior), y ~ p(y) uniform (Eqs. 7–9).
-    prior = lambda kz, ky: (jax.random.normal(kz, (bu, self.latent_dim)),
-                            jax.nn.one_hot(jax.random.randint(ky, (bu,), 0, k), k))
+    prior = lambda kz, ky: (numerics.normal(kz, (bu, self.latent_dim)),
+                            jax.nn.one_hot(numerics.randint(ky, (bu,), 0, k), k))
     z_p, y_p = prior(keys[2], keys[3])
     enc, gen, smp = state.aux["enc"], state.aux["gen"], state.aux["smp"]
     s_apply = lambda p, z: self.sampler.apply({"params": p}, z)

@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import optax
 from flax.training import train_state
 
-from al_jax import optim
+from al_jax import numerics, optim
 from al_jax.data.augment import Preprocess
 from al_jax.registry import Registry
 from al_jax.state import ModelState
@@ -49,7 +49,8 @@ def masked_mean(x: jnp.ndarray, mask: jnp.ndarray) -> jnp.ndarray:
 
 def cross_entropy(logits: jnp.ndarray, labels: jnp.ndarray) -> jnp.ndarray:
   """Per-sample cross-entropy [B]."""
-  return optax.softmax_cross_entropy_with_integer_labels(logits.astype(jnp.float32), labels)
+  return optax.softmax_cross_entropy_with_integer_labels(
+      logits.astype(numerics.float_dtype()), labels)
 
 
 class Objective(abc.ABC):

@@ -24,7 +24,7 @@ import ml_collections
 import optax
 
 from al_jax import ALError
-from al_jax import optim
+from al_jax import numerics, optim
 from al_jax.models.critic import Critic
 from al_jax.objectives.base import OBJECTIVES, Objective, TrainState, cross_entropy, masked_mean
 from al_jax.state import ModelState
@@ -34,7 +34,7 @@ REDUCTIONS = ("sum", "mean")
 
 def critic_inputs(feats, x, logits, num_stages: int = 4):
   """(last `num_stages` feature maps, input image, probabilities): CrtCl §V.A."""
-  return tuple(feats["stages"][-num_stages:]), x, jax.nn.softmax(logits.astype(jnp.float32))
+  return tuple(feats["stages"][-num_stages:]), x, jax.nn.softmax(logits.astype(numerics.float_dtype()))
 
 
 def wasserstein_critic_loss(c, correct, mask, reduction: str = "sum"):
@@ -147,7 +147,7 @@ class CriticLoss(Objective):
     state = state.apply_gradients(grads=g, batch_stats=stats)
 
     # Lines 8–9, 11: critic step on the same (detached) features, Eq. 4.
-    correct = (logits.argmax(-1) == y).astype(jnp.float32)
+    correct = (logits.argmax(-1) == y).astype(logits.dtype)
     inputs = jax.lax.stop_gradient(critic_inputs(feats, x, logits, self.num_stages))
     crit = state.aux["critic"]
 

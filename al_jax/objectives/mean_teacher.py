@@ -16,6 +16,7 @@ use the student, as the reference code evaluates `model`, not the teacher.
 import jax
 import jax.numpy as jnp
 
+from al_jax import numerics
 from al_jax.objectives.base import OBJECTIVES, Objective, cross_entropy, masked_mean
 
 
@@ -62,7 +63,7 @@ class MeanTeacher(Objective):
     k_aug, k_noise = jax.random.split(key)
     x = self.prep.train(k_aug, x)
     if self.noise_std:
-      x = x + self.noise_std * jax.random.normal(k_noise, x.shape, x.dtype)
+      x = x + self.noise_std * numerics.normal(k_noise, x.shape, x.dtype)
     return x
 
   def train_step(self, state, labeled, unlabeled, rng):

@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import optax
 
 from al_jax import ALError
-from al_jax import optim
+from al_jax import numerics, optim
 from al_jax.objectives.base import OBJECTIVES, Objective, TrainState, cross_entropy, masked_mean
 from al_jax.state import ModelState
 
@@ -35,8 +35,8 @@ VARIANTS = ("paper", "code")
 
 
 def tod_output(logits: jnp.ndarray, output: str) -> jnp.ndarray:
-  """f(x) of TOD's Eqs. 1, 5 and 7: class probabilities or raw logits [B, K] (float32)."""
-  logits = logits.astype(jnp.float32)
+  """f(x) of TOD's Eqs. 1, 5 and 7: class probabilities or raw logits [B, K]."""
+  logits = logits.astype(numerics.float_dtype())
   if output == "softmax":
     return jax.nn.softmax(logits)
   if output == "logits":

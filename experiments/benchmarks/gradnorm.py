@@ -4,7 +4,7 @@
 
 For each model, samples/s of three implementations of ‖∇_θ H(p(y|x))‖ per sample:
 (a) `factorised`: per-layer norms from one batched backward pass (`al_jax.per_sample`,
-    what `entropy_gradnorm(impl="factorised")` runs; compiled with `cpu_safe_jit`),
+    what `entropy_gradnorm(impl="factorised")` runs),
 (b) `vmap(grad)` over sub-batches, the way `entropy_gradnorm` scores by default,
 (c) a Python loop of one jitted single-sample `grad` per sample (the public code's loop,
     compiled). Chunk sizes are swept for (a) and (b) and the best is reported. Inputs are
@@ -18,7 +18,6 @@ import jax.numpy as jnp
 from al_jax.acquisition.gradnorm import entropy_grad_norm, factorised_entropy_grad_norms
 from al_jax.models import get_model
 from al_jax.state import ModelState
-from al_jax.xla_compat import cpu_safe_jit
 from experiments.benchmarks import section
 from experiments.benchmarks.timing import time_fn
 
@@ -48,7 +47,7 @@ def _one_norm(state, x1):
   return entropy_grad_norm(state, x1)
 
 
-@cpu_safe_jit
+@jax.jit
 def _factorised(state, x):
   return factorised_entropy_grad_norms(state, x, "global")
 

@@ -10,20 +10,24 @@
 # installed (no package index reachable: reported as SKIPPED); 1 when it ran and disagreed.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
+# PYTHON runs al_jax (the project's environment); NT_PYTHON is the interpreter the pinned
+# environment is created from (default: the same Python as PYTHON's).
 PYTHON="${PYTHON:-python3}"
+NT_PYTHON="${NT_PYTHON:-$PYTHON}"
 VENV="${AL_JAX_NT_VENV:-${TMPDIR:-/tmp}/al_jax_nt_venv}"
 PINS=("jax==0.4.25" "jaxlib==0.4.25" "numpy==1.26.4" "neural-tangents==0.6.5"
       "tensorflow==2.21.0" "tf2jax==0.3.6")
 STAMP="$VENV/.al_jax_pins"
+WANT="${PINS[*]} python $("$NT_PYTHON" -c 'import sys; print(sys.version.split()[0])' 2>/dev/null)"
 start=$(date +%s)
-if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "${PINS[*]}" ]; then
+if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$WANT" ]; then
   rm -rf "$VENV"
-  if ! { "$PYTHON" -m venv "$VENV" && "$VENV/bin/python" -m pip install -q "${PINS[@]}"; }; then
+  if ! { "$NT_PYTHON" -m venv "$VENV" && "$VENV/bin/python" -m pip install -q "${PINS[@]}"; }; then
     echo "ntk cross-check SKIPPED: could not install the pinned environment (${PINS[*]})"
     rm -rf "$VENV"
     exit 0
   fi
-  echo "${PINS[*]}" > "$STAMP"
+  echo "$WANT" > "$STAMP"
   echo "ntk cross-check: pinned environment created in $(( $(date +%s) - start )) s"
 else
   echo "ntk cross-check: reusing the pinned environment $VENV"
