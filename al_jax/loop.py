@@ -104,7 +104,8 @@ class ActiveLearner:
       x, y = x[keep], y[keep]
     self.x_train, self.y_train = x, y
     validate(config, len(y))
-    self.prep = Preprocess.for_dataset(ds, augment=config.train.augment)
+    self.prep = Preprocess.for_dataset(ds, augment=config.train.augment,
+                                       crop_pad=config.train.crop_pad, flip=config.train.flip)
     model = get_model(config.model.name, ds.num_classes, **_to_dict(config.model.kwargs))
     obj_cls = obj_lib.OBJECTIVES.get(config.objective)
     acq_cls = acq_lib.ACQUISITIONS.get(config.acquisition)

@@ -26,6 +26,9 @@ flags.DEFINE_string("objective", None, "Override the method's training objective
 flags.DEFINE_string("acquisition", None, "Override the method's acquisition function.")
 flags.DEFINE_string("dataset", "digits", "Dataset name.")
 flags.DEFINE_string("preset", "cpu", "Preset: cpu or paper.")
+flags.DEFINE_string("protocol", "", "Run every method under one paper's schedule (model, "
+                    "optimiser, epochs, pools, subset R, augmentation, warm start): lplgrad, "
+                    "tod or crtcl (experiments/configs/protocols.py).")
 flags.DEFINE_integer("seed", 0, "Random seed (initial pool, init, batches, acquisition).")
 flags.DEFINE_list("seeds", None, "Several seeds = a study (overrides --seed).")
 flags.DEFINE_integer("cycles", None, "Number of AL cycles.")
@@ -65,7 +68,7 @@ def build_config(method: str, seed: int, acquisition=None):
   from al_jax import ALError
   from al_jax.methods import get_method
   from experiments.configs import get_config
-  c = get_config(method, FLAGS.dataset, FLAGS.preset)
+  c = get_config(method, FLAGS.dataset, FLAGS.preset, FLAGS.protocol)
   acquisition = acquisition or FLAGS.acquisition
   if FLAGS.objective or acquisition:
     from al_jax.objectives import OBJECTIVES

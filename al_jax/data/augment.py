@@ -9,7 +9,9 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-from al_jax import numerics
+from al_jax import ALError, numerics
+
+FLIPS = ("dataset", "on", "off")
 
 
 def normalize(x: jnp.ndarray, mean, std) -> jnp.ndarray:
@@ -51,9 +53,25 @@ class Preprocess:
   flip: bool = False
 
   @classmethod
-  def for_dataset(cls, ds, augment: bool = True) -> "Preprocess":
-    return cls(mean=tuple(ds.mean), std=tuple(ds.std),
-               crop_pad=ds.crop_pad if augment else 0, flip=ds.flip and augment)
+  def for_dataset(cls, ds, augment: bool = True, crop_pad: int = -1,
+                  flip: str = "dataset") -> "Preprocess":
+    """The dataset's normalisation with its default augmentation, or a method's own.
+
+    Args:
+      ds: the `Dataset` (statistics, default `crop_pad` and `flip`).
+      augment: False turns every augmentation off.
+      crop_pad: random-crop padding in pixels; -1 keeps the dataset's default (papers' code
+        differ: TOD pads CIFAR and SVHN by 4, CrtCl does not crop).
+      flip: "dataset" (its default), "on" or "off" (TOD's code flips SVHN too).
+    """
+    if flip not in FLIPS:
+      raise ALError(f"train.flip must be one of {', '.join(FLIPS)}, got {flip!r}")
+    if crop_pad < -1:
+      raise ALError(f"train.crop_pad must be >= 0 (or -1: the dataset's), got {crop_pad}")
+    pad = ds.crop_pad if crop_pad == -1 else int(crop_pad)
+    do_flip = ds.flip if flip == "dataset" else flip == "on"
+    return cls(mean=tuple(ds.mean), std=tuple(ds.std), crop_pad=pad if augment else 0,
+               flip=do_flip and augment)
 
   def eval(self, x: jnp.ndarray) -> jnp.ndarray:
     """Deterministic view: normalisation only."""

@@ -2,15 +2,19 @@
 
 One `train_step` is one iteration of Alg. 1:
 
-1. classifier forward on the labeled batch; θ ← θ − η∇L_CE (line 10);
+1. classifier forward on the labeled batch; θ ← θ − η∇L_CE (line 10), through the
+   classifier's optimiser (the paper's SGD with momentum and weight decay);
 2. critic step on the same forward's features, detached (lines 8–9, 11):
    L_CC = Σ_{incorrect} C − Σ_{correct} C (Eq. 4), AdamW (lr 1e-3) followed by
    weight clipping to [−c, c] (`optim.clip_params`, WGAN's 1-Lipschitz constraint);
-3. while epoch < E': classifier forward on an unlabeled batch, generator loss
-   L_CG = −γ Σ_{unlabeled} C(F(x)) (Eq. 5) and a second θ update (lines 12–14).
-   L_CG reaches the classifier only through its output probabilities (§V.A: "only
-   backpropagate to the last layer of the generator"): the feature maps the critic
-   reads are detached.
+3. while epoch < E' (Alg. 1's 1-indexed epochs: E' − 1 epochs with L_CG): classifier forward
+   on an unlabeled batch, the generator loss L_CG = −γ · mean_{unlabeled} C(F(x)) (Eq. 5 with
+   Eq. 1's reduction: the classifier's cross-entropy is a mean over its batch, so γ weighs the
+   critic score of an average unlabeled sample against the cross-entropy of an average labeled
+   one) and the θ update of line 14 (`generator_step` says how it is applied, each gradient
+   once). L_CG reaches the classifier only through its output probabilities (§V.A: "only
+   backpropagate to the last layer of the generator"): the feature maps the critic reads are
+   detached.
 
 The critic (params + optimiser state) lives in `state.aux["critic"]`; `model_state`
 exposes it as the side model `"critic"` with apply function
@@ -30,6 +34,7 @@ from al_jax.objectives.base import OBJECTIVES, Objective, TrainState, cross_entr
 from al_jax.state import ModelState
 
 REDUCTIONS = ("sum", "mean")
+GENERATOR_STEPS = ("sequential", "joint", "optimizer")
 
 
 def critic_inputs(feats, x, logits, num_stages: int = 4):
@@ -52,14 +57,22 @@ class CriticLoss(Objective):
   """CrtCl's objective: CE + critic trained with L_CC + generator loss L_CG until epoch E'.
 
   Args (beyond `Objective`'s):
-    gamma: γ, weight of L_CG (paper: 0.04 CIFAR-10/100, 0.02 SVHN).
-    stop_fraction: E' as a fraction of the epochs per cycle (paper: 130 of 200 = 0.65).
+    gamma: γ, weight of L_CG per unlabeled sample (paper: 0.04 CIFAR-10/100, 0.02 SVHN).
+    stop_fraction: E' as a fraction of the epochs per cycle (paper: 130 of 200 = 0.65); L_CG
+      runs while the 1-indexed epoch is < E' (Alg. 1 line 12), i.e. E' − 1 epochs.
     clip: c, critic weights stay in [−c, c] (WGAN default 0.01, Arjovsky et al. 2017).
     critic_lr: AdamW learning rate of the critic (paper: 1e-3).
     critic_weight_decay: AdamW weight decay (PyTorch's AdamW default 0.01).
     width: critic projection width (paper: 128).
     num_stages: how many of the last feature maps the critic reads (paper: 4).
-    reduction: "sum" (Eqs. 4–5 as written) or "mean" (expectations, Eq. 3).
+    reduction: L_CC, "sum" (Eq. 4 as written) or "mean" (per-set means, Eq. 3).
+    generator_step: how line 14's θ ← θ − η∇L_CG is applied, each gradient once:
+      "sequential" (default; Alg. 1 as written: after the CE step, a plain gradient step on
+      L_CG at the classifier's current learning rate, without the optimiser's momentum or
+      weight decay), "joint" (one optimiser step on ∇L_CE + ∇L_CG, both at the pre-step θ,
+      L_CG with the updated critic) or "optimizer" (a second step through the classifier's
+      optimiser, which re-applies its momentum buffer and weight decay: the behaviour of
+      earlier al_jax versions, kept for comparison).
     generator: backpropagate L_CG into the classifier (False: §V.E.2 ablation, the
       critic is trained but never trains the classifier).
   """
@@ -69,10 +82,14 @@ class CriticLoss(Objective):
   def __init__(self, model, prep, num_classes, optim_cfg, epochs, gamma: float = 0.04,
                stop_fraction: float = 0.65, clip: float = 0.01, critic_lr: float = 1e-3,
                critic_weight_decay: float = 0.01, width: int = 128, num_stages: int = 4,
-               reduction: str = "sum", generator: bool = True, **kwargs):
+               reduction: str = "sum", generator_step: str = "sequential",
+               generator: bool = True, **kwargs):
     super().__init__(model, prep, num_classes, optim_cfg, epochs, **kwargs)
     if reduction not in REDUCTIONS:
       raise ALError(f"unknown critic reduction {reduction!r}; valid: {', '.join(REDUCTIONS)}")
+    if generator_step not in GENERATOR_STEPS:
+      raise ALError(f"unknown critic generator_step {generator_step!r}; valid: "
+                    f"{', '.join(GENERATOR_STEPS)}")
     if clip <= 0:
       raise ALError(f"critic clip bound must be positive, got {clip}")
     if not 0.0 <= stop_fraction <= 1.0:
@@ -82,6 +99,7 @@ class CriticLoss(Objective):
     self.clip = float(clip)
     self.num_stages = int(num_stages)
     self.reduction = reduction
+    self.generator_step = generator_step
     self.generator = bool(generator)
     self.uses_unlabeled = self.generator
     self.critic = Critic(width=width)
@@ -91,6 +109,10 @@ class CriticLoss(Objective):
     # Clipping comes last in the chain: it rewrites the AdamW update so the new weights
     # land in [−c, c] (CrtCl §III.D, WGAN Alg. 1 line 7).
     self.critic_tx = optim.make_optimizer(critic_cfg, extra=(optim.clip_params(self.clip),))
+
+  def generator_active(self, epoch: jnp.ndarray) -> jnp.ndarray:
+    """Alg. 1 line 12, `if epoch < E'` with epochs counted from 1 (`epoch` is 0-indexed)."""
+    return epoch + 1 < self.stop_epoch
 
   # --- state ------------------------------------------------------------------------------
   def init(self, rng, example_x):
@@ -121,16 +143,16 @@ class CriticLoss(Objective):
 
   # --- the step ---------------------------------------------------------------------------
   def generator_loss(self, params, batch_stats, critic_params, xu, rng):
-    """Eq. 5, L_CG = −γ Σ_{unlabeled} C(F(x)); returns (loss, new batch_stats).
+    """Eq. 5, L_CG = −γ · mean_{unlabeled} C(F(x)); returns (loss, new batch_stats).
 
-    The feature maps are detached, so the gradient reaches θ only through the output
+    A mean, as Eq. 1's cross-entropy (`masked_mean`), so that γ is a per-sample weight. The
+    feature maps are detached, so the gradient reaches θ only through the output
     probabilities (§V.A); the image carries no θ dependence.
     """
     u_logits, u_feats, u_stats = self.forward_train(params, batch_stats, xu, rng)
     stages, img, probs = critic_inputs(u_feats, xu, u_logits, self.num_stages)
     c_u = self.critic.apply(critic_params, jax.lax.stop_gradient(stages), img, probs)
-    total = jnp.sum(c_u) if self.reduction == "sum" else jnp.mean(c_u)
-    return -self.gamma * total, u_stats
+    return -self.gamma * jnp.mean(c_u), u_stats
 
   def train_step(self, state: TrainState, labeled, unlabeled, rng):
     rng = jax.random.fold_in(rng, state.step)
@@ -138,13 +160,12 @@ class CriticLoss(Objective):
     x = self.prep.train(k_aug, labeled["x"])
     y, mask = labeled["y"], labeled["mask"]
 
-    # Alg. 1 lines 6–7, 10: cross-entropy step of the classifier.
+    # Alg. 1 lines 6–7: the classifier's cross-entropy (Eq. 1, mean over the batch).
     def ce_fn(params):
       logits, feats, stats = self.forward_train(params, state.batch_stats, x, k_drop)
       return masked_mean(cross_entropy(logits, y), mask), (logits, feats, stats)
 
-    (ce, (logits, feats, stats)), g = jax.value_and_grad(ce_fn, has_aux=True)(state.params)
-    state = state.apply_gradients(grads=g, batch_stats=stats)
+    (ce, (logits, feats, stats)), g_ce = jax.value_and_grad(ce_fn, has_aux=True)(state.params)
 
     # Lines 8–9, 11: critic step on the same (detached) features, Eq. 4.
     correct = (logits.argmax(-1) == y).astype(logits.dtype)
@@ -158,37 +179,51 @@ class CriticLoss(Objective):
     (l_cc, c), cg = jax.value_and_grad(cc_fn, has_aux=True)(crit["params"])
     upd, copt = self.critic_tx.update(cg, crit["opt_state"], crit["params"])
     cparams = optax.apply_updates(crit["params"], upd)
-    state = state.replace(aux={"critic": {"params": cparams, "opt_state": copt}})
     n_cor = jnp.sum(mask * correct)
     n_inc = jnp.sum(mask * (1.0 - correct))
     gap = (jnp.sum(c * mask * correct) / jnp.maximum(n_cor, 1.0)
            - jnp.sum(c * mask * (1.0 - correct)) / jnp.maximum(n_inc, 1.0))
     metrics = {"loss": ce, "accuracy": masked_mean(correct, mask), "critic_loss": l_cc,
                "critic_gap": gap}
+
+    def finish(s, grads, batch_stats):
+      s = s.apply_gradients(grads=grads, batch_stats=batch_stats)
+      return s.replace(aux={"critic": {"params": cparams, "opt_state": copt}})
+
+    # Line 10: the cross-entropy step of θ.
+    after_ce = finish(state, g_ce, stats)
     if not self.generator:
-      return state, metrics
+      return after_ce, metrics
     if unlabeled is None:
       raise ALError("the critic objective with generator=True needs unlabeled batches")
 
-    # Lines 12–14: generator loss on unlabeled data until E' (Eq. 5), through the
+    # Lines 12–14: the generator loss on unlabeled data until E' (Eq. 5), through the
     # probabilities only; the updated critic is held fixed.
     xu = self.prep.train(k_uaug, unlabeled["x"])
-
-    def gen_step(s):
-      (l_cg, u_stats), gg = jax.value_and_grad(self.generator_loss, has_aux=True)(
-          s.params, s.batch_stats, cparams, xu, k_udrop)
-      return s.apply_gradients(grads=gg, batch_stats=u_stats), l_cg
-
-    # A select between the stepped and the unchanged state, not a zero gradient (a zero step
-    # would still move θ through momentum). Not `lax.cond` either: with the generator step
+    gen_grad = jax.value_and_grad(self.generator_loss, has_aux=True)
+    if self.generator_step == "joint":
+      # One optimiser step on ∇(L_CE + L_CG), both at the pre-step θ.
+      (l_cg, u_stats), g_cg = gen_grad(state.params, stats, cparams, xu, k_udrop)
+      stepped = finish(state, jax.tree_util.tree_map(jnp.add, g_ce, g_cg), u_stats)
+    else:
+      (l_cg, u_stats), g_cg = gen_grad(after_ce.params, after_ce.batch_stats, cparams, xu,
+                                       k_udrop)
+      if self.generator_step == "sequential":
+        # θ ← θ − η∇L_CG at the classifier's current learning rate, nothing else.
+        lr = after_ce.opt_state.hyperparams["learning_rate"]
+        stepped = after_ce.replace(
+            params=jax.tree_util.tree_map(lambda p, g: p - lr.astype(p.dtype) * g,
+                                          after_ce.params, g_cg),
+            batch_stats=u_stats)
+      else:  # "optimizer": a second pass through the classifier's optimiser
+        stepped = after_ce.apply_gradients(grads=g_cg, batch_stats=u_stats)
+    # A select between the generator step and the CE-only state, not `lax.cond`: with the step
     # inside a conditional XLA:CPU took 61 s per ResNet-18 step of 32 (2.2 s with the select)
     # and 0.193 s per small-CNN step (0.018 s); the select costs one generator pass after E'.
-    stepped, l_cg = gen_step(state)
-    on = state.epoch < self.stop_epoch
-    state = jax.tree_util.tree_map(lambda a, b: jnp.where(on, a, b), stepped, state)
-    l_cg = jnp.where(on, l_cg, 0.0)
-    metrics["gen_loss"] = l_cg
-    return state, metrics
+    on = self.generator_active(state.epoch)
+    new = jax.tree_util.tree_map(lambda a, b: jnp.where(on, a, b), stepped, after_ce)
+    metrics["gen_loss"] = jnp.where(on, l_cg, 0.0)
+    return new, metrics
 
 
 @OBJECTIVES.register("critic_no_gen")

@@ -102,8 +102,11 @@ class TodEMA(Objective):
     k_cls, k_head = jax.random.split(rng)
     state = self.init_classifier(k_cls, example_x)
     # w̃ starts at w (Mean Teacher); it is a copy, so donation never aliases the two.
+    # `ema_step` counts EMA updates over the whole run (main_TOD.py's global `iters`): the
+    # warm-up min(1 − 1/(t+1), α) runs once per run, not once per cycle.
     aux = {"ema": {"params": jax.tree_util.tree_map(jnp.copy, state.params),
-                   "batch_stats": jax.tree_util.tree_map(jnp.copy, state.batch_stats)}}
+                   "batch_stats": jax.tree_util.tree_map(jnp.copy, state.batch_stats)},
+           "ema_step": jnp.zeros((), jnp.int32)}
     if self.variant == "code":
       _, feats = self.model.apply({"params": state.params, "batch_stats": state.batch_stats},
                                   self.prep.eval(example_x[:1]))
@@ -121,9 +124,12 @@ class TodEMA(Objective):
     return state
 
   def warm_start(self, prev, fresh):
-    # The TOD code keeps one model, one EMA model and a global step across cycles.
-    return fresh.replace(params=prev.params, batch_stats=prev.batch_stats,
-                         aux={**fresh.aux, "ema": prev.aux["ema"]})
+    # main_TOD.py builds the backbone and the EMA model once per trial and keeps its global
+    # step across cycles; only the optimiser and its schedule are re-created each cycle.
+    aux = {**fresh.aux, "ema": prev.aux["ema"], "ema_step": prev.aux["ema_step"]}
+    if self.variant == "code":  # the second head is part of the backbone in the code
+      aux["cons_head"] = dict(fresh.aux["cons_head"], params=prev.aux["cons_head"]["params"])
+    return fresh.replace(params=prev.params, batch_stats=prev.batch_stats, aux=aux)
 
   def model_state(self, state) -> ModelState:
     return ModelState(apply_fn=self.apply_model,
@@ -187,10 +193,13 @@ class TodEMA(Objective):
       aux["cons_head"] = {"params": optax.apply_updates(cons["params"], upd),
                           "opt_state": opt}
     # Eq. 6 after the optimiser step; BatchNorm statistics of the EMA model come from its own
-    # train-mode passes (the code averages `parameters()` only).
-    decay = ema_decay_at(state.step, self.ema_decay, self.ema_warmup)
+    # train-mode passes (the code averages `parameters()` only). The warm-up counts steps over
+    # the run (`ema_step`), as the code's global `iters`.
+    ema_step = state.aux["ema_step"] + 1
+    decay = ema_decay_at(ema_step, self.ema_decay, self.ema_warmup)
     aux["ema"] = {"params": ema_update(ema["params"], state.params, decay),
                   "batch_stats": t_stats}
+    aux["ema_step"] = ema_step
     state = state.replace(aux=aux)
     acc = masked_mean((logits.argmax(-1) == y).astype(jnp.float32), mask)
     return state, {"loss": loss, "ce": ce, "unsup": unsup, "accuracy": acc}

@@ -11,6 +11,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.dataset = "digits"
   c.data_dir = ""                # TFDS data_dir; "" = TFDS default
   c.preset = "cpu"
+  c.protocol = ""                # a paper's schedule every method runs under (configs/protocols)
   c.seed = 0
   c.log_every = 10               # epochs between progress lines
   c.diagnostics = False          # loss-estimation report per cycle (al_jax.diagnostics)
@@ -30,6 +31,8 @@ def get_config() -> ml_collections.ConfigDict:
   c.train.min_steps_per_epoch = 1    # raise for SSL with few labels
   c.train.warm_start = False     # keep the previous cycle's weights (LL4AL code) vs retrain
   c.train.augment = True         # random crop (+ flip where valid) on labeled batches
+  c.train.crop_pad = -1          # random-crop padding in pixels; -1 = the dataset's default
+  c.train.flip = "dataset"       # horizontal flips: "dataset" (its default), "on" or "off"
   c.train.early_stopping = False  # pick the best epoch on the validation split
   c.train.early_stopping_patience = 0  # stop after this many epochs without improvement (0: never)
 

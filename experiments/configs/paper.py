@@ -9,7 +9,7 @@ comment names the paper table it reproduces.
 
 from al_jax import ALError
 from al_jax.methods import get_method
-from experiments.configs import base
+from experiments.configs import base, protocols
 from experiments.configs.cpu import apply_overrides
 
 # The common benchmark setting of LL4AL (Yoo & Kweon 2019 §4.1), reused by TOD and
@@ -29,43 +29,31 @@ DATASET_BASE = {"cifar10": CIFAR_BASELINE, "cifar100": CIFAR_BASELINE,
 # (method, dataset) → overrides, filled by the method issues.
 PAPER_PRESETS = {}
 
-# TOD (Huang et al. 2021), Appendix B.1 and Table 5: ResNet-18, SGD 0.1 / 0.9 / 5e-4, 200
-# epochs, ×0.1 after 80% (epoch 160), batch 128, start 10% + 5% per cycle, 7 cycles,
-# α = 0.999, λ = 0.05. The random subset scored per cycle is the public code's SUBSET
-# (config/{cifar10,cifar100,svhn}.py; the paper is silent), unlabeled batch = BATCH.
-_TOD = {"al.cycles": 7, "train.unlabeled_batch_size": 128,
-        "objective_kwargs.lam": 0.05, "objective_kwargs.ema_decay": 0.999}
-_TOD_DATA = {
-    "cifar10": {"al.initial": 5000, "al.budget": 2500, "al.subset": 25000},
-    "cifar100": {"al.initial": 5000, "al.budget": 2500, "al.subset": 25000},
-    "svhn": {"al.initial": 7324, "al.budget": 3662, "al.subset": 29302},
-}
+# TOD (Huang et al. 2021): its protocol's schedule (`protocols.TOD_DATA`: Table 5 + the public
+# code's start/budget/subset, flip + crop 4 on every dataset, the model continues across cycles)
+# plus the method's own settings: α = 0.999, λ = 0.05, unlabeled batch = BATCH (128).
+_TOD = {"train.unlabeled_batch_size": 128, "objective_kwargs.lam": 0.05,
+        "objective_kwargs.ema_decay": 0.999}
 # Fig. 7 (tod), Table 1 (Base+Semi, Base+Active), §5.4 Fig. 9 (EMAOD).
 for _m in ("tod", "tod_semi_only", "tod_active_only", "tod_emaod"):
-  for _d, _o in _TOD_DATA.items():
-    _kw = {k: v for k, v in _TOD.items()
-           if not (_m == "tod_active_only" and k.startswith("objective_kwargs"))}
-    PAPER_PRESETS[(_m, _d)] = {**_kw, **_o}
+  for _d in protocols.TOD_DATA:
+    _kw = {} if _m == "tod_active_only" else _TOD  # Base+Active trains with CE only
+    PAPER_PRESETS[(_m, _d)] = {**protocols.protocol_overrides("tod", "paper", _d), **_kw}
 
-# CrtCl §V.A (Fig. 2; ablations Figs. 4–5 on CIFAR-10): ResNet-18, SGD 0.1 / 0.9, 200 epochs,
-# ×0.1 at 160, critic AdamW 1e-3, E' = 130, γ = 0.04 (CIFAR) / 0.02 (SVHN), 7 cycles;
-# start/budget 1200/200 (CIFAR-10/100), 500/500 (SVHN). Weight decay, batch and the 10,000
-# subset follow LL4AL ("for all other hyperparameters we follow [31]"): CIFAR_BASELINE.
-_CRTCL_DATA = {
-    "cifar10": {"al.initial": 1200, "al.budget": 200},
-    "cifar100": {"al.initial": 1200, "al.budget": 200},
-    "svhn": {"al.initial": 500, "al.budget": 500},
-}
+# CrtCl §V.A (Fig. 2; ablations Figs. 4–5 on CIFAR-10): its protocol's schedule (1200/200
+# CIFAR, 500/500 SVHN, 7 cycles, flip only) plus critic AdamW 1e-3, E' = 130 of 200,
+# γ = 0.04 (CIFAR) / 0.02 (SVHN), unlabeled batch 128 (not stated; the labeled batch size).
 _GAMMA = {"cifar10": 0.04, "cifar100": 0.04, "svhn": 0.02}
-for _d, _o in _CRTCL_DATA.items():
-  _crit = {"objective_kwargs.stop_fraction": 130 / 200, "objective_kwargs.critic_lr": 1e-3}
-  PAPER_PRESETS[("crtcl", _d)] = {"al.cycles": 7, "train.unlabeled_batch_size": 128, **_o,
-                                  "objective_kwargs.gamma": _GAMMA[_d], **_crit}
+for _d in protocols.CRTCL_DATA:
+  _sched = protocols.protocol_overrides("crtcl", "paper", _d)
+  _crit = {"objective_kwargs.stop_fraction": 130 / 200, "objective_kwargs.critic_lr": 1e-3,
+           "objective_kwargs.gamma": _GAMMA[_d], "train.unlabeled_batch_size": 128}
+  PAPER_PRESETS[("crtcl", _d)] = {**_sched, **_crit}
   # PT4AL as CrtCl's baseline (Fig. 2): CrtCl's schedule; pretext settings of the public
   # code (rotation.py: ResNet-18, SGD 0.1 / 0.9 / 5e-4, 120 epochs, ×0.1 at 30/60/90,
   # batch 256); one batch per cycle; PT4AL scores its whole batch (no random subset).
   PAPER_PRESETS[("pt4al", _d)] = {
-      "al.cycles": 7, "al.subset": 0, **_o, "acquisition_kwargs.num_batches": 7,
+      **_sched, "al.subset": 0, "acquisition_kwargs.num_batches": 7,
       "acquisition_kwargs.model": "resnet18", "acquisition_kwargs.model_kwargs": {},
       "acquisition_kwargs.epochs": 120, "acquisition_kwargs.batch_size": 256,
       "acquisition_kwargs.optim": {"name": "sgd", "lr": 0.1, "momentum": 0.9,
@@ -74,13 +62,15 @@ for _d, _o in _CRTCL_DATA.items():
 PAPER_PRESETS[("crtcl_loss_only", "cifar10")] = dict(PAPER_PRESETS[("crtcl", "cifar10")])
 PAPER_PRESETS[("crtcl_select_only", "cifar10")] = {
     k: v for k, v in PAPER_PRESETS[("crtcl", "cifar10")].items()
-    if k not in ("objective_kwargs.gamma", "objective_kwargs.stop_fraction")}
-# --- LPLgrad family (issue 3) --------------------------------------------------------------
-# LPLgrad (Gul et al.) §IV-A and Table II (high annotation budget A, the upper half): initial
-# pool = query size B, random subset R scored per cycle, cycles = A / B; ResNet-18, SGD
-# momentum 0.9, batch 128 (Table I). Weight decay 5e-4 and the loss module's settings (margin
-# 1, weight 1, detach after epoch 120, 128-unit blocks) are LL4AL's (Yoo & Kweon 2019 §4.1),
-# which the LPLgrad paper follows ("settings ... recommended by the baseline studies").
+    if k not in ("objective_kwargs.gamma", "objective_kwargs.stop_fraction",
+                 "train.unlabeled_batch_size")}
+# --- LPLgrad family ---------------------------------------------------------------------
+# LPLgrad (Gul et al.) §IV-A and Table II (high A): its protocol's schedule
+# (`protocols.LPLGRAD_TABLE2_HIGH`; every method continues its model across rounds, Alg. 1
+# line 1) plus each method's own settings. The loss module's (margin 1, weight 1, detach after
+# epoch 120, 128-unit blocks) are LL4AL's (Yoo & Kweon 2019 §4.1), which LPLgrad follows
+# ("settings ... recommended by the baseline studies"). LPLgrad's public code never steps the
+# module's learning-rate scheduler (main.py steps only `schedulers['backbone']`); LL4AL's does.
 _LOSS_PRED_PAPER = {
     "objective_kwargs.margin": 1.0, "objective_kwargs.weight": 1.0,
     "objective_kwargs.detach_epoch": 120, "objective_kwargs.hidden": 128,
@@ -89,42 +79,43 @@ _LOSS_PRED_PAPER = {
 }
 # Eq. 8's Frobenius norm; sub-batches of 32 per-sample ResNet-18 gradients (≈1.4 GB).
 _GRADNORM_PAPER = {"acquisition_kwargs.norm": "global", "acquisition_kwargs.grad_batch": 32}
-_LPLGRAD_TABLE2_HIGH = {
-    # Table II upper half, §IV-A: lr 0.1, ×0.1 after 160 of 200 epochs (CIFAR).
-    "cifar10": {"al.initial": 1000, "al.budget": 1000, "al.subset": 25000, "al.cycles": 10},
-    "cifar100": {"al.initial": 2500, "al.budget": 2500, "al.subset": 25000, "al.cycles": 8},
-    # SVHN: lr 0.01, ×0.1 after 40 of 200 epochs (§IV-A).
-    "svhn": {"al.initial": 1000, "al.budget": 1000, "al.subset": 25000, "al.cycles": 10,
-             "optim.lr": 0.01, "optim.milestones": (40,)},
-}
-# Table II lower half (low A, Fig. 4); apply with --set, e.g. for CIFAR-10:
-#   --set al.initial=500 --set al.budget=500 --set al.subset=5000 --set al.cycles=10
-LPLGRAD_TABLE2_LOW = {
-    "cifar10": {"al.initial": 500, "al.budget": 500, "al.subset": 5000, "al.cycles": 10},
-    "cifar100": {"al.initial": 1000, "al.budget": 1000, "al.subset": 15000, "al.cycles": 8},
-    "svhn": {"al.initial": 500, "al.budget": 500, "al.subset": 10000, "al.cycles": 10},
-}
-for _ds, _table in _LPLGRAD_TABLE2_HIGH.items():
-  PAPER_PRESETS[("lplgrad", _ds)] = {**_table, **_LOSS_PRED_PAPER, **_GRADNORM_PAPER}  # Tab. II
-  PAPER_PRESETS[("ll4al", _ds)] = {**_table, **_LOSS_PRED_PAPER}  # LPLgrad Table II
-  PAPER_PRESETS[("ent_gradnorm", _ds)] = {**_table, **_GRADNORM_PAPER}  # LPLgrad Table II
-  PAPER_PRESETS[("coreset", _ds)] = dict(_table)  # LPLgrad Table II
+LPLGRAD_TABLE2_LOW = protocols.LPLGRAD_TABLE2_LOW
+for _ds in protocols.LPLGRAD_TABLE2_HIGH:
+  _table = protocols.protocol_overrides("lplgrad", "paper", _ds)
+  PAPER_PRESETS[("lplgrad", _ds)] = {**_table, **_LOSS_PRED_PAPER, **_GRADNORM_PAPER,
+                                     "objective_kwargs.module_lr_decay": False}  # Table III
+  PAPER_PRESETS[("ll4al", _ds)] = {**_table, **_LOSS_PRED_PAPER}  # LPLgrad Table III
+  PAPER_PRESETS[("ent_gradnorm", _ds)] = {**_table, **_GRADNORM_PAPER}  # LPLgrad Table III
+  PAPER_PRESETS[("coreset", _ds)] = dict(_table)  # LPLgrad Table III
 
 BASELINE_METHODS = ("random", "entropy", "least_confidence", "confidence", "margin")
 
 
-def get_config(method: str, dataset: str):
+def get_config(method: str, dataset: str, protocol: str = ""):
+  """The paper preset of (method, dataset); with `protocol`, under that paper's schedule."""
   get_method(method)  # unknown method: the one-line error listing valid names
   key = (method, dataset)
-  if key not in PAPER_PRESETS and not (method in BASELINE_METHODS and dataset in DATASET_BASE):
+  if protocol:
+    sched = protocols.protocol_overrides(protocol, "paper", dataset)
+  elif key not in PAPER_PRESETS and not (method in BASELINE_METHODS and dataset in DATASET_BASE):
     have = sorted({f"{a}/{b}" for a, b in PAPER_PRESETS} |
                   {f"{a}/{b}" for a in BASELINE_METHODS for b in DATASET_BASE})
     raise ALError(f"no paper preset for method {method!r} on dataset {dataset!r}; "
-                  f"available: {', '.join(have)}")
+                  f"available: {', '.join(have)} (or --protocol=NAME: "
+                  f"{', '.join(sorted(protocols.PROTOCOLS))})")
   c = base.for_method(method, dataset, "paper")
   apply_overrides(c, DATASET_BASE.get(dataset, {}))
   apply_overrides(c, PAPER_PRESETS.get(key, {}))
+  if protocol:
+    apply_overrides(c, {k: v for k, v in sched.items()
+                        if k not in PROTOCOL_EXEMPT.get(method, ())})
+    c.protocol = protocol
   return c
+
+
+# Schedule keys a method owns under any protocol: PT4AL selects from its whole pretext-loss
+# batch (the public code scores no random subset).
+PROTOCOL_EXEMPT = {"pt4al": ("al.subset",)}
 
 # --- CRC (Kong et al., "Relieving the Plateau"), issue 5 --------------------------------
 # §4.1: Oliver et al. 2018's SSL setting (WRN-28-2), class-balanced initial pool of Q0,
