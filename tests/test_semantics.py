@@ -168,13 +168,23 @@ def test_tod_ema_warmup_continues_across_cycles():
   obj = learner.objective
   pool = learner.initial_pool()
   s0 = learner.train(0, pool)
-  steps0 = int(s0.aux["ema_step"])
-  assert steps0 == int(s0.step) > 0
-  s1 = learner.train(1, pool, prev_state=s0)
-  # One run-wide counter (main_TOD.py's global `iters`), not one per cycle.
-  assert int(s1.aux["ema_step"]) == steps0 + int(s1.step)
-  assert float(tod_lib.ema_decay_at(s1.aux["ema_step"], 0.999, True)) > \
-      float(tod_lib.ema_decay_at(s1.step, 0.999, True))
+  n = int(s0.aux["ema_step"])
+  assert n == int(s0.step) > 0
+  # The first step of cycle 1 (warm-started: fresh optimiser, step counter 0) averages with
+  # the run-wide warm-up decay min(1 − 1/(n+2), α) (main_TOD.py's global `iters`), not with
+  # the restarted one (1 − 1/2 = 0.5).
+  start = obj.start_epoch(obj.warm_start(jax.tree_util.tree_map(jnp.copy, s0),
+                                         obj.init(jax.random.PRNGKey(3), learner.x_train[:1])),
+                          0)
+  assert int(start.step) == 0 and int(start.aux["ema_step"]) == n
+  lab, unl = _batches(learner)
+  ema0 = _flat(start.aux["ema"]["params"])
+  new, _ = jax.jit(obj.train_step)(jax.tree_util.tree_map(jnp.copy, start), lab, unl,
+                                   jax.random.PRNGKey(1))
+  d = min(1.0 - 1.0 / (n + 2), obj.ema_decay)
+  np.testing.assert_allclose(_flat(new.aux["ema"]["params"]),
+                             d * ema0 + (1 - d) * _flat(new.params), rtol=1e-5, atol=1e-6)
+  assert int(new.aux["ema_step"]) == n + 1 and d > 0.5
 
 
 def test_cod_at_cycle_k_uses_the_weights_cycle_k_minus_1_ended_with(tmp_path):
