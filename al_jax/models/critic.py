@@ -24,14 +24,22 @@ class Critic(nn.Module):
 
   Attributes:
     width: projection width of every input (paper: 128).
+    normalize_inputs: divide each pooled input by its root mean square over features before
+      its projection (not in the paper; False by default). With every weight clipped to
+      [−c, c], an input's influence on C scales with its magnitude: pooled feature maps are
+      O(1) per channel while the probabilities sum to 1, so this puts them on one scale.
   """
   width: int = 128
+  normalize_inputs: bool = False
 
   @nn.compact
   def __call__(self, stages: Sequence[jax.Array], image: jax.Array,
                probs: jax.Array) -> jax.Array:
     inputs = [*stages, image, probs]
     # §V.A: GAP → linear → ReLU per input, concatenate, one linear layer to a scalar.
-    h = [nn.relu(nn.Dense(self.width, name=f"proj_{i}")(global_average_pool(f)))
-         for i, f in enumerate(inputs)]
+    pooled = [global_average_pool(f) for f in inputs]
+    if self.normalize_inputs:
+      pooled = [p * jax.lax.rsqrt(jnp.mean(jnp.square(p), -1, keepdims=True) + 1e-6)
+                for p in pooled]
+    h = [nn.relu(nn.Dense(self.width, name=f"proj_{i}")(p)) for i, p in enumerate(pooled)]
     return nn.Dense(1, name="out")(jnp.concatenate(h, axis=-1))[:, 0]

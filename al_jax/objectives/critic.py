@@ -75,6 +75,8 @@ class CriticLoss(Objective):
       earlier al_jax versions, kept for comparison).
     generator: backpropagate L_CG into the classifier (False: §V.E.2 ablation, the
       critic is trained but never trains the classifier).
+    normalize_inputs: scale each critic input to unit RMS (`al_jax.models.critic.Critic`;
+      not in the paper, off by default).
   """
   name = "critic"
   uses_unlabeled = True
@@ -83,7 +85,7 @@ class CriticLoss(Objective):
                stop_fraction: float = 0.65, clip: float = 0.01, critic_lr: float = 1e-3,
                critic_weight_decay: float = 0.01, width: int = 128, num_stages: int = 4,
                reduction: str = "sum", generator_step: str = "sequential",
-               generator: bool = True, **kwargs):
+               generator: bool = True, normalize_inputs: bool = False, **kwargs):
     super().__init__(model, prep, num_classes, optim_cfg, epochs, **kwargs)
     if reduction not in REDUCTIONS:
       raise ALError(f"unknown critic reduction {reduction!r}; valid: {', '.join(REDUCTIONS)}")
@@ -102,7 +104,7 @@ class CriticLoss(Objective):
     self.generator_step = generator_step
     self.generator = bool(generator)
     self.uses_unlabeled = self.generator
-    self.critic = Critic(width=width)
+    self.critic = Critic(width=width, normalize_inputs=bool(normalize_inputs))
     critic_cfg = ml_collections.ConfigDict(dict(
         name="adamw", lr=float(critic_lr), weight_decay=float(critic_weight_decay),
         b1=0.9, b2=0.999))
