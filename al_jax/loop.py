@@ -102,6 +102,13 @@ class ActiveLearner:
       keep = np.sort(perm[config.al.val_size:])
       self.x_val, self.y_val = x[self.val_idx], y[self.val_idx]
       x, y = x[keep], y[keep]
+    copies = config.al.get("pool_copies", 1)
+    if copies < 1:
+      raise ALError(f"al.pool_copies must be ≥ 1, got {copies}")
+    if copies > 1:
+      # A repeated pool: image i is also at i + N, i + 2N, ... (CRC Proposition 2 checks
+      # that an acquisition never queries such a copy when a distinct image is available).
+      x, y = np.concatenate([x] * copies), np.concatenate([y] * copies)
     self.x_train, self.y_train = x, y
     validate(config, len(y))
     self.prep = Preprocess.for_dataset(ds, augment=config.train.augment,
@@ -309,7 +316,7 @@ class ActiveLearner:
                f"{diag_lib.summary(report['unlabeled'])} | test: {diag_lib.summary(report['test'])}")
     row = {"method": cfg.method, "objective": cfg.objective, "acquisition": cfg.acquisition,
            "dataset": cfg.dataset, "seed": cfg.seed, "cycle": cycle,
-           "num_labeled": pool.num_labeled, "test_accuracy": test["accuracy"],
+           "num_labeled": pool.num_labeled, "pool_size": pool.size, "test_accuracy": test["accuracy"],
            "test_ece": test["ece"], "test_nll": test["nll"], "test_brier": test["brier"],
            "train_seconds": round(train_s, 3), "query_seconds": round(query_s, 3),
            "score_seconds": round(score_s, 3), "select_seconds": round(select_s, 3),

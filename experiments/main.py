@@ -11,13 +11,14 @@ paired initial pools), one run workdir per pair under --workdir:
     python -m experiments.report --workdir=W
 """
 
-import ast
 import logging as std_logging
 import os
 import sys
 import tempfile
 
 from absl import app, flags, logging
+
+from experiments.configs import assign, parse_set
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("method", ["random"],
@@ -102,38 +103,12 @@ def build_config(method: str, seed: int, acquisition=None):
       raise ALError(f"--ntk_backend applies to eNTK-based acquisitions (crc), not "
                     f"{c.acquisition!r}")
     c.acquisition_kwargs.ntk_backend = FLAGS.ntk_backend
-  for item in FLAGS.set:
-    if "=" not in item:
-      raise ALError(f"--set expects key=value, got {item!r}")
-    key, raw = item.split("=", 1)
-    try:
-      value = ast.literal_eval(raw)
-    except (ValueError, SyntaxError):
-      value = raw
-    _assign(c, key.strip(), value)
+  for key, value in parse_set(FLAGS.set):
+    _assign(c, key, value)
   return c
 
 
-def _assign(c, key, value):
-  import ml_collections
-  from al_jax import ALError
-  node = c
-  *path, leaf = key.split(".")
-  try:
-    # Component settings (objective_kwargs, acquisition_kwargs, model.kwargs) are open-ended:
-    # the component checks its own keyword arguments and rejects unknown ones.
-    open_ended = any(p.endswith("kwargs") for p in path)
-    for p in path:
-      if p not in node and open_ended:
-        node[p] = ml_collections.ConfigDict()
-      node = node[p]
-    if leaf not in node and not open_ended:
-      raise KeyError(leaf)
-    node[leaf] = value
-  except KeyError:
-    raise ALError(f"unknown config key {key!r}") from None
-  except TypeError as e:
-    raise ALError(f"config key {key!r}: {e}") from None
+_assign = assign  # the one definition lives in experiments.configs
 
 
 def main(argv):

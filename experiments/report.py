@@ -8,6 +8,7 @@ Reads every `results.jsonl` under W and writes to W:
   ece_vs_labels.png       test ECE vs labels, likewise
   results.csv             every cycle of every run (one row each, for pandas)
   summary.csv             one row per method: AULC, final accuracy, labels-to-target
+  floors.json             the linear-probe floor at the study's label counts (cached)
 """
 
 import csv
@@ -22,10 +23,19 @@ import numpy as np
 from absl import app, flags
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("workdir", None, "A run or study directory.")
-flags.DEFINE_float("target", None, "Target accuracy for labels-to-target "
-                   "(default: 95% of the best final mean accuracy).")
-flags.DEFINE_string("baseline", "random", "Method the paired comparisons are against.")
+
+
+def define_flags():
+  """The command-line flags, defined only when this module runs as a program, so that
+  modules importing it (the ledger imports the report) keep their own flags."""
+  flags.DEFINE_string("workdir", None, "A run or study directory.")
+  flags.DEFINE_float("target", None, "Target accuracy for labels-to-target "
+                     "(default: 95% of the best final mean accuracy).")
+  flags.DEFINE_string("baseline", "random", "Method the paired comparisons are against.")
+  flags.DEFINE_bool("floor", True, "Show the linear-probe floor (experiments/floors.py) beside "
+                    "the curves.")
+  flags.DEFINE_string("data_dir", "", "TFDS data directory, for the linear-probe floor.")
+
 
 _COLUMNS = ("method", "objective", "acquisition", "dataset", "seed", "cycle", "num_labeled",
             "test_accuracy", "test_ece", "test_nll", "test_brier", "train_seconds",
@@ -108,7 +118,7 @@ def summarise(runs: List[List[Dict]], target: Optional[float], baseline: str):
   return curves, target, paired
 
 
-def plot(curves, key: str, ylabel: str, path: str, title: str) -> None:
+def plot(curves, key: str, ylabel: str, path: str, title: str, floor=None) -> None:
   import matplotlib
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
@@ -117,6 +127,10 @@ def plot(curves, key: str, ylabel: str, path: str, title: str) -> None:
     mean, std = c[key].mean(0), _std(c[key], 0)
     line, = ax.plot(c["labels"], mean, marker="o", ms=3, label=f"{m} (n={len(c['seeds'])})")
     ax.fill_between(c["labels"], mean - std, mean + std, color=line.get_color(), alpha=0.2)
+  if floor:
+    n = sorted(floor)
+    ax.plot(n, [np.mean(floor[k]) for k in n], "k--", lw=1,
+            label="linear probe (logistic regression, random labels)")
   ax.set_xlabel("number of labeled training images")
   ax.set_ylabel(ylabel)
   ax.set_title(title)
@@ -137,15 +151,29 @@ def _pm(a: np.ndarray, fmt: str = ".4f") -> str:
   return f"{a.mean():{fmt}} ± {_std(a):{fmt}}" if len(a) > 1 else f"{a.mean():{fmt}}"
 
 
+def linear_probe_floor(workdir: str, dataset: str, curves, data_dir: str = ""):
+  """{labels: [accuracy per seed]} of the linear probe at the curves' label counts, or a
+  one-line reason it is unavailable (e.g. the dataset is not prepared here)."""
+  from experiments import floors as floors_lib
+  labels = sorted({int(n) for c in curves.values() for n in c["labels"]})
+  seeds = sorted({int(s) for c in curves.values() for s in c["seeds"]})
+  try:
+    return floors_lib.cached_linear_probe(workdir, dataset, labels, seeds, data_dir), ""
+  except Exception as e:  # pylint: disable=broad-except  (a report must not fail on it)
+    return None, f"linear probe unavailable: {str(e).splitlines()[0] if str(e) else e!r}"
+
+
 def write_report(workdir: str, target: Optional[float] = None,
-                 baseline: str = "random") -> Dict:
+                 baseline: str = "random", floor: bool = True, data_dir: str = "") -> Dict:
   runs = load_runs(workdir)
   if not runs:
     raise FileNotFoundError(f"no results.jsonl under {workdir}")
   curves, target, paired = summarise(runs, target, baseline)
   ds = runs[0][0]["dataset"]
+  floors, floor_note = (linear_probe_floor(workdir, ds, curves, data_dir) if floor
+                        else (None, "linear probe not computed (--nofloor)"))
   plot(curves, "acc", "test accuracy", os.path.join(workdir, "accuracy_vs_labels.png"),
-       f"{ds}: test accuracy vs labels (mean ± std over seeds)")
+       f"{ds}: test accuracy vs labels (mean ± std over seeds)", floors)
   plot(curves, "ece", "test ECE (15 bins)", os.path.join(workdir, "ece_vs_labels.png"),
        f"{ds}: expected calibration error vs labels")
   with open(os.path.join(workdir, "results.csv"), "w", newline="") as f:
@@ -186,6 +214,15 @@ def write_report(workdir: str, target: Optional[float] = None,
       fmt = lambda t: (f"{t[0]:+.4f} | " + (f"±{t[1]:.4f}" if math.isfinite(t[1]) else "n/a")
                        + " | " + (f"{t[2]:.3f}" if math.isfinite(t[2]) else "n/a"))
       lines.append(f"| {m} | {p['n']} | {fmt(p['aulc'])} | {fmt(p['final'])} |")
+  lines += ["", "## Linear-probe floor", "",
+            "Logistic regression on the raw pixels of the same number of random labeled "
+            "images (experiments/floors.py), mean ± std over the study's seeds: a method "
+            "whose curve is not clearly above it has a model that did not learn.", ""]
+  if floors:
+    lines += ["| labels | linear probe |", "|---|---|"]
+    lines += [f"| {n} | {_pm(np.array(floors[n]))} |" for n in sorted(floors)]
+  else:
+    lines.append(floor_note + ".")
   lines += ["", "## Learning curves (test accuracy, mean ± std)", ""]
   for m, c in curves.items():
     lines += [f"### {m}", "", "| cycle | labels | accuracy | ECE | train s | query s |",
@@ -196,7 +233,8 @@ def write_report(workdir: str, target: Optional[float] = None,
     lines.append("")
   with open(os.path.join(workdir, "report.md"), "w") as f:
     f.write("\n".join(lines) + "\n")
-  return {"curves": curves, "target": target, "paired": paired, "summary": summary}
+  return {"curves": curves, "target": target, "paired": paired, "summary": summary,
+          "floors": floors}
 
 
 def main(argv):
@@ -206,7 +244,8 @@ def main(argv):
           file=sys.stderr)
     sys.exit(2)
   try:
-    out = write_report(FLAGS.workdir, FLAGS.target, FLAGS.baseline)
+    out = write_report(FLAGS.workdir, FLAGS.target, FLAGS.baseline, FLAGS.floor,
+                       FLAGS.data_dir)
   except FileNotFoundError as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)
@@ -217,4 +256,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  define_flags()
   app.run(main)

@@ -23,6 +23,8 @@ def get_config() -> ml_collections.ConfigDict:
   c.al.subset = 0                # score a random unlabeled subset of this size (0 = all)
   c.al.class_balanced = False    # class-balanced initial pool (CRC §4)
   c.al.val_size = 0              # held-out labeled validation split (0 = none)
+  c.al.pool_copies = 1           # the pool holds each training image this many times
+                                 # ("repeated MNIST", Kirsch et al. 2019; CRC Proposition 2)
 
   c.train = ml_collections.ConfigDict()
   c.train.epochs = 40            # epochs per cycle

@@ -9,18 +9,29 @@ Method-specific settings live in `METHOD_OVERRIDES`; dataset-specific ones in
 
 from experiments.configs import base
 
+# Models that learn: every cycle trains a fixed number of steps (epochs × min_steps_per_epoch,
+# since a few hundred labels give fewer natural steps) with a cosine learning rate, and the
+# small CNN flattens its last feature map (global average pooling lost to logistic regression
+# on the raw pixels with few labels). Measured against the linear-probe floor
+# (experiments/floors.py), 3 seeds: BUILD_NOTES "CPU presets".
+_LEARN = {"optim.schedule": "cosine", "model.kwargs.flatten": True}
+_MNIST_CPU = {**_LEARN, "al.initial": 100, "al.budget": 100, "al.subset": 5000,
+              "train.epochs": 20, "train.min_steps_per_epoch": 30,
+              "model.kwargs.widths": (32, 64, 128)}
 DATASET_OVERRIDES = {
-    "digits": {},
+    "digits": {**_LEARN, "train.min_steps_per_epoch": 20},
     "synthetic": {},
-    "fashion_mnist": {"al.initial": 100, "al.budget": 100, "train.epochs": 15},
-    "mnist": {"al.initial": 100, "al.budget": 100, "train.epochs": 15},
+    "fashion_mnist": dict(_MNIST_CPU),
+    "mnist": dict(_MNIST_CPU),
     "svhn": {"al.initial": 200, "al.budget": 200, "train.epochs": 15},
     "cifar10": {"al.initial": 200, "al.budget": 200, "train.epochs": 15},
     "cifar100": {"al.initial": 500, "al.budget": 500, "train.epochs": 15},
 }
 
-# method name → {dotted key: value}; method issues add their own entries.
+# method name → {dotted key: value}; each method's section below adds its entries.
 METHOD_OVERRIDES = {}
+# method name → {dotted key: lower bound}: raised to it after the dataset's settings.
+METHOD_MINIMUMS = {}
 # PT4AL: one pretext-loss batch per cycle (5 cycles on every cpu dataset).
 METHOD_OVERRIDES["pt4al"] = {"acquisition_kwargs.num_batches": 5}
 
@@ -67,35 +78,54 @@ def apply_overrides(config, overrides):
   return config
 
 
+def _get(config, key):
+  node = config
+  for p in key.split("."):
+    node = node[p]
+  return node
+
+
 def get_config(method: str, dataset: str, protocol: str = ""):
   """The cpu preset of (method, dataset); with `protocol`, that paper's cpu-scale schedule."""
   from experiments.configs import protocols  # protocols imports nothing of this module
   c = base.for_method(method, dataset, "cpu")
   apply_overrides(c, DATASET_OVERRIDES.get(dataset, {}))
   apply_overrides(c, METHOD_OVERRIDES.get(method, {}))
+  if c.model.name != "small_cnn":  # the dataset's model settings are the small CNN's
+    c.model.kwargs = type(c.model.kwargs)()
+  apply_overrides(c, {k: max(v, _get(c, k)) for k, v in METHOD_MINIMUMS.get(method, {}).items()})
+  if method in _MT_NAMES:
+    c.objective_kwargs.rampup_steps = int(
+        MT_RAMPUP_FRACTION * c.train.epochs * c.train.min_steps_per_epoch)
   if protocol:
     apply_overrides(c, protocols.protocol_overrides(protocol, "cpu", dataset))
     c.protocol = protocol
   return c
 
-# CRC and its SSL baselines (issue 5). Semi-supervised objectives need more steps than the
-# few labeled batches of an epoch: every epoch runs at least 10 steps (400 per cycle), and
-# the initial pool is class-balanced (CRC §4.1). Optimiser: the base Adam 1e-3 for every
+# CRC and its SSL baselines. Semi-supervised objectives need more steps than the few labeled
+# batches of an epoch: every epoch runs at least 10 steps (400 per digits cycle), and the
+# initial pool is class-balanced (CRC §4.1). Optimiser: the base Adam 1e-3 for every
 # objective at CPU scale (the paper presets use each method's own optimiser).
-_SSL_CPU = {"train.min_steps_per_epoch": 10, "al.class_balanced": True}
-# Mean Teacher ramp-up over 40% of the steps, as 200k of 500k iterations in Oliver et al.
-_MT_CPU = {**_SSL_CPU, "objective_kwargs.rampup_steps": 160}
+_SSL_CPU = {"al.class_balanced": True}
+_SSL_MIN = {"train.min_steps_per_epoch": 10}  # at least; a dataset may ask for more
+_MT_CPU = dict(_SSL_CPU)
+# Mean Teacher ramp-up over 40% of a cycle's steps, as 200k of 500k iterations in Oliver et
+# al.; set in get_config once the cycle's steps (epochs × min_steps_per_epoch) are known.
+MT_RAMPUP_FRACTION = 0.4
 # FixMatch: μ = 7 unlabeled images per labeled one (Sohn et al. 2020). EMA decay 0.9: the
 # paper's 0.999 averages over ~1,000 of its 2^20 steps; over a 400-step CPU cycle it leaves
 # the evaluated model mostly at its initial weights (digits, 50 labels: EMA 0.31 vs student
 # 0.92 test accuracy; with 0.9: 0.92).
 _FIXMATCH_CPU = {**_SSL_CPU, "train.unlabeled_batch_size": 7 * 32,
                  "objective_kwargs.ema_decay": 0.9}
-for _name in ("crc", "random_mt", "entropy_mt", "confidence_mt"):
+_MT_NAMES = ("crc", "random_mt", "entropy_mt", "confidence_mt")
+for _name in _MT_NAMES:
   METHOD_OVERRIDES[_name] = _MT_CPU
+  METHOD_MINIMUMS[_name] = _SSL_MIN
 for _name in ("crc_fixmatch", "random_fixmatch", "entropy_fixmatch", "confidence_fixmatch"):
   METHOD_OVERRIDES[_name] = _FIXMATCH_CPU
-# ARAL (issue 6) on digits / fashion_mnist: the paper's MNIST networks (Gaussian-noise MLP
+  METHOD_MINIMUMS[_name] = _SSL_MIN
+# ARAL on digits / fashion_mnist: the paper's MNIST networks (Gaussian-noise MLP
 # discriminator, 3-layer MLP encoder/generator, d_z = 100) and MNIST learning rates (§4.1);
 # 10 labels per class to start, one pass over ~1,200 digits unlabeled images per epoch.
 #   python -m experiments.main --method=aral --dataset=digits --workdir=/tmp/aral
@@ -107,6 +137,7 @@ METHOD_OVERRIDES["aral"] = {
     "train.augment": False,    # the paper augments only ImageNet (§4.2)
     "train.warm_start": True,  # Alg. 1 initialises the models once, before the AL loop
     "optim.lr": 3e-3, "optim.b1": 0.5, "optim.b2": 0.9999,  # D: Adam 3e-3 (§4.1, MNIST)
+    "optim.schedule": "constant",  # §4.1 gives fixed learning rates
     # Eqs. 5–12 weights and E/G/S learning rates (§4.1), listed so `--set` can change them.
     "objective_kwargs.latent_dim": 100, "objective_kwargs.lambda_gan": 1.0,
     "objective_kwargs.lambda_cls": 1.0, "objective_kwargs.lambda_trd": 1e-3,
@@ -114,7 +145,7 @@ METHOD_OVERRIDES["aral"] = {
     "objective_kwargs.fm_weight": 1.0, "objective_kwargs.encoder_gan": "bigan",
     "objective_kwargs.eg_lr": 1e-3, "objective_kwargs.sampler_lr": 3e-3,
 }
-# VAAL (issue 6): the same schedule as ARAL so the two compare; a small VAE for 2 CPU cores.
+# VAAL: the same schedule as ARAL so the two compare; a small VAE for 2 CPU cores.
 METHOD_OVERRIDES["vaal"] = {
     "al.initial": 100, "al.class_balanced": True, "al.budget": 20, "al.cycles": 4,
     "train.epochs": 20, "train.min_steps_per_epoch": 20, "train.unlabeled_batch_size": 64,

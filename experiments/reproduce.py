@@ -1,0 +1,292 @@
+"""The reproduction ledger: run the papers' claims as one study and decide each of them.
+
+    python -m experiments.reproduce --claims=all --dataset=fashion_mnist --seeds=0,1,2 \\
+        --workdir=W
+    python -m experiments.reproduce --list      # every claim: paper, source, statement
+
+The claims (`experiments/claims.py`) name the study members they need; the union of those
+members runs as one study in `W/runs` (experiments/study.py: every member on the same seeds,
+so paired members share their initial pool; re-running the same command continues a killed
+ledger where it stopped). Then every claim is decided from per-seed values (mean, 95%
+Student-t interval, holds / does not hold / inconclusive) and written to:
+
+  W/REPRODUCTION.md     one row per claim: paper, source, statement, setting, measured value,
+                        verdict; then each claim's per-seed values and plot
+  W/claims/<name>.png   the claim's members' learning curves, or its per-cycle statistic
+  W/runs/report.md      the usual study report of every member (with the linear-probe floor)
+"""
+
+import datetime
+import os
+import subprocess
+import sys
+import time
+from typing import Dict, List, Sequence
+
+import numpy as np
+from absl import app, flags
+
+FLAGS = flags.FLAGS
+
+
+def define_flags():
+  """The command-line flags, defined only when this module runs as a program, so that
+  modules importing it (the ledger imports the report) keep their own flags."""
+  flags.DEFINE_list("claims", ["all"], "Claims to reproduce (names from --list), or all.")
+  flags.DEFINE_string("dataset", "digits", "Dataset name.")
+  flags.DEFINE_string("preset", "cpu", "Preset: cpu or paper.")
+  flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds; every member runs every seed.")
+  flags.DEFINE_string("workdir", None, "Ledger directory (runs/, claims/, REPRODUCTION.md).")
+  flags.DEFINE_string("data_dir", "", "TFDS data directory.")
+  flags.DEFINE_multi_string("set", [], "Config override key=value applied to every member.")
+  flags.DEFINE_bool("list", False, "Print every claim and exit.")
+
+
+def build_configs(claims, dataset: str, preset: str, seeds: Sequence[int],
+                  overrides=(), data_dir: str = "") -> List:
+  """One locked config per (member, seed), member-major (a study's order)."""
+  from experiments import claims as claims_lib
+  from experiments.configs import assign, get_config
+  out = []
+  for m in claims_lib.members_of(claims):
+    for s in seeds:
+      c = get_config(m.method, dataset, preset, m.protocol)
+      if m.schedule_of:
+        # The pool, schedule, optimiser and model of another method's preset, so the two
+        # differ only in what the claim compares (e.g. the use of unlabeled data).
+        ref = get_config(m.schedule_of, dataset, preset, m.protocol)
+        for section in ("al", "train", "optim", "model"):
+          c[section] = ref[section]
+      for key, value in list(m.overrides) + list(overrides):
+        assign(c, key, value)
+      c.method = m.label
+      c.seed = int(s)
+      if data_dir:
+        c.data_dir = data_dir
+      c.lock()
+      out.append(c)
+  return out
+
+
+def load_member_runs(runs_dir: str, configs) -> Dict:
+  """label → seed → claims.Run, for finished runs only."""
+  from al_jax import results as results_lib
+  from experiments import claims as claims_lib
+  from experiments.study import run_dirname
+  out: Dict = {}
+  for c in configs:
+    path = os.path.join(runs_dir, run_dirname(c.method, c.seed))
+    wd = results_lib.Workdir(path)
+    rows = wd.read_results() if wd.holds_experiment() else []
+    if len(rows) >= c.al.cycles:
+      out.setdefault(c.method, {})[c.seed] = claims_lib.Run(rows[:c.al.cycles], path)
+  return out
+
+
+def _fmt(m: float, h: float, unit: str) -> str:
+  half = f" ± {h:.4f}" if np.isfinite(h) else ""
+  return f"{m:+.4f}{half}" if unit.startswith("Δ") else f"{m:.4f}{half}"
+
+
+def _setting(claim, configs_by_label) -> str:
+  parts = []
+  for m in claim.members:
+    c = configs_by_label[m.label]
+    extra = [f"protocol {m.protocol}"] if m.protocol else []
+    extra += [f"schedule of {m.schedule_of}"] if m.schedule_of else []
+    extra += [f"{k}={v}" for k, v in m.overrides]
+    parts.append(f"`{m.label}`" + (f" ({', '.join(extra)})" if extra else ""))
+  c = configs_by_label[claim.members[0].label]
+  return (" vs ".join(parts) + f"; {c.model.name}, {c.al.initial} + {c.al.budget} × "
+          f"{c.al.cycles - 1} labels, {c.train.epochs} epochs/cycle")
+
+
+def plot_claim(claim, runs, meas, path: str) -> None:
+  """The members' accuracy curves, or the claim's statistic per part (cycle)."""
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+  fig, ax = plt.subplots(figsize=(6.0, 4.0), dpi=110)
+  if claim.plot == "accuracy":
+    for m in claim.members:
+      seeds = sorted(runs.get(m.label, {}))
+      if not seeds:
+        continue
+      k = min(len(runs[m.label][s].rows) for s in seeds)
+      acc = np.array([runs[m.label][s].column("test_accuracy")[:k] for s in seeds])
+      lab = runs[m.label][seeds[0]].labels[:k]
+      line, = ax.plot(lab, acc.mean(0), marker="o", ms=3, label=f"{m.label} (n={len(seeds)})")
+      if len(seeds) > 1:
+        sd = acc.std(0, ddof=1)
+        ax.fill_between(lab, acc.mean(0) - sd, acc.mean(0) + sd, color=line.get_color(),
+                        alpha=0.2)
+    ax.set_xlabel("number of labeled training images")
+    ax.set_ylabel("test accuracy")
+  else:
+    v = np.asarray(meas.values, float).reshape(len(meas.values), -1)
+    x = np.arange(v.shape[1])
+    for s, row in enumerate(v):
+      ax.plot(x, row, color="0.7", lw=1)
+    ax.plot(x, v.mean(0), marker="o", color="C0", label=f"mean over {len(v)} seeds")
+    ax.axhline(meas.threshold, color="k", ls="--", lw=1, label=f"threshold {meas.threshold}")
+    ax.set_xticks(x, list(meas.parts), rotation=30)
+    ax.set_ylabel(f"{claim.unit} ({claim.plot})")
+  ax.set_title(f"{claim.paper}: {claim.name}", fontsize=9)
+  ax.grid(alpha=0.3)
+  ax.legend(fontsize=8)
+  fig.tight_layout()
+  fig.savefig(path)
+  plt.close(fig)
+
+
+def _commit() -> str:
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  try:
+    head = subprocess.run(["git", "-C", root, "rev-parse", "HEAD"], capture_output=True,
+                          text=True, check=True).stdout.strip()
+    dirty = subprocess.run(["git", "-C", root, "status", "--porcelain", "--untracked-files=no"],
+                           capture_output=True, text=True, check=True).stdout.strip()
+    return head + (" (with uncommitted changes)" if dirty else "")
+  except (OSError, subprocess.CalledProcessError):
+    return "unknown (not a git checkout)"
+
+
+def write_ledger(workdir: str, claims, configs, command: str, seconds: float) -> Dict:
+  """Decides every claim on the finished runs and writes REPRODUCTION.md; returns verdicts."""
+  from experiments import claims as claims_lib
+  runs_dir = os.path.join(workdir, "runs")
+  runs = load_member_runs(runs_dir, configs)
+  by_label = {c.method: c for c in configs}
+  os.makedirs(os.path.join(workdir, "claims"), exist_ok=True)
+  c0 = configs[0]
+  seeds = sorted({c.seed for c in configs})
+  lines = [f"# Reproduction ledger: {c0.dataset}, {c0.preset} preset", "",
+           f"Command: `{command}`  ", f"Commit: `{_commit()}`  ",
+           f"Seeds: {', '.join(map(str, seeds))}; written "
+           f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; member "
+           f"training + query time {seconds / 60:.1f} min (sum over runs).", "",
+           "Each value is the mean over seeds with a 95% Student-t interval. A claim **holds** "
+           "when the interval lies beyond its threshold in the claimed direction, **does not "
+           "hold** when it lies on the other side, and is **inconclusive** when it straddles "
+           "the threshold; \"at every cycle\" claims need every cycle to hold; an exact claim "
+           "must hold on every seed. Every member's learning curve, with the linear-probe "
+           "floor, is in [runs/report.md](runs/report.md).", "",
+           "| claim | paper | source | statement | setting | measured | verdict |",
+           "|---|---|---|---|---|---|---|"]
+  details, verdicts = [], {}
+  for claim in claims:
+    setting = _setting(claim, by_label)
+    try:
+      meas = claim.statistic(runs)
+    except (ValueError, FileNotFoundError) as e:
+      verdicts[claim.name] = "not measured"
+      lines.append(f"| {claim.name} | {claim.paper} | {claim.source} | {claim.statement} | "
+                   f"{setting} | not measured: {e} | not measured |")
+      continue
+    verdict, parts = claims_lib.decide(meas)
+    verdicts[claim.name] = verdict
+    n = len(meas.values)
+    worst = min(parts, key=lambda p: (p[1] - (p[2] if np.isfinite(p[2]) else 0))
+                if meas.greater else -(p[1] + (p[2] if np.isfinite(p[2]) else 0)))
+    shown = (f"{claim.unit} {_fmt(worst[1], worst[2], claim.unit)}" +
+             (f" (worst of {len(parts)}: {worst[0]})" if len(parts) > 1 else "") +
+             f", {n} seeds; threshold {'>' if meas.greater else '<'} {meas.threshold:g}"
+             if not meas.exact else
+             f"{claim.unit}: {int(np.sum(meas.values))} over {n} seeds (must be 0)")
+    lines.append(f"| {claim.name} | {claim.paper} | {claim.source} | {claim.statement} | "
+                 f"{setting} | {shown} | **{verdict}** |")
+    png = f"{claim.name}.png"
+    plot_claim(claim, runs, meas, os.path.join(workdir, "claims", png))
+    seed_list = sorted(set.intersection(*(set(runs.get(m.label, {})) for m in claim.members)))
+    details += [f"### {claim.name}: {verdict}", "", f"{claim.statement} ({claim.paper}, "
+                f"{claim.source}). Setting: {setting}. Statistic: {meas.note}.", "",
+                "| part | mean | 95% interval | verdict | per seed (" +
+                ", ".join(map(str, seed_list)) + ") |", "|---|---|---|---|---|"]
+    v = np.asarray(meas.values, float).reshape(n, -1)
+    for j, (part, m, h, pv) in enumerate(parts):
+      ci = f"[{m - h:+.4f}, {m + h:+.4f}]" if np.isfinite(h) else "n/a (one seed)"
+      details.append(f"| {part} | {m:+.4f} | {ci} | {pv} | "
+                     + ", ".join(f"{x:+.4f}" for x in v[:, j]) + " |")
+    details += ["", f"![{claim.name}](claims/{png})", ""]
+  lines += ["", "## Per claim", ""] + details
+  with open(os.path.join(workdir, "REPRODUCTION.md"), "w") as f:
+    f.write("\n".join(lines) + "\n")
+  return verdicts
+
+
+def reproduce(claim_names, dataset: str, seeds, workdir: str, preset: str = "cpu",
+              overrides=(), data_dir: str = "", command: str = "", log=print) -> Dict:
+  """Runs (or continues) the claims' study in `workdir/runs` and writes the ledger."""
+  from al_jax import ALError
+  from experiments import claims as claims_lib
+  from experiments import study as study_lib
+  claims = claims_lib.get_claims(claim_names, dataset)
+  if not claims:
+    raise ALError(f"no claim is defined for dataset {dataset!r}")
+  configs = build_configs(claims, dataset, preset, seeds, overrides, data_dir)
+  if os.path.exists(workdir) and not os.path.isdir(workdir):
+    raise ALError(f"--workdir {workdir} exists and is not a directory")
+  runs_dir = os.path.join(workdir, "runs")
+  if (os.path.isdir(workdir) and os.listdir(workdir)
+      and not os.path.exists(os.path.join(runs_dir, "study.json"))):
+    raise ALError(f"workdir {workdir} is not empty and holds no ledger; choose another")
+  resume = os.path.exists(os.path.join(runs_dir, "study.json"))
+  log(f"ledger: {len(claims)} claims, {len(configs) // len(seeds)} members × "
+      f"{len(seeds)} seeds on {dataset} ({preset}); "
+      + ("continuing" if resume else "starting") + f" in {workdir}")
+  study_lib.run_study(configs, runs_dir, resume=resume, log=log)
+  from experiments import report as report_lib
+  report_lib.write_report(runs_dir)
+  seconds = 0.0
+  for c in configs:
+    for r in load_member_runs(runs_dir, [c]).get(c.method, {}).get(c.seed, claims_lib.Run(
+        [], "")).rows:
+      seconds += r["train_seconds"] + r["query_seconds"]
+  return write_ledger(workdir, claims, configs, command, seconds)
+
+
+def main(argv):
+  if len(argv) > 1:
+    print(f"error: unexpected arguments {argv[1:]}", file=sys.stderr)
+    sys.exit(2)
+  from al_jax import ALError
+  from experiments import claims as claims_lib
+  if FLAGS.list:
+    for c in claims_lib.CLAIMS:
+      where = f" [{', '.join(c.datasets)} only]" if c.datasets else ""
+      print(f"{c.name:<30} {c.paper}, {c.source}: {c.statement}{where}")
+    return
+  import logging as std_logging
+  from absl import logging
+  logging.set_verbosity(logging.WARNING)
+  log = std_logging.getLogger("al_jax")
+  handler = std_logging.StreamHandler(sys.stdout)
+  handler.setFormatter(std_logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+  log.addHandler(handler)
+  log.setLevel(std_logging.INFO)
+  log.propagate = False
+  try:
+    if not FLAGS.workdir:
+      raise ALError("--workdir is required (the ledger's runs and REPRODUCTION.md go there)")
+    try:
+      seeds = [int(s) for s in FLAGS.seeds]
+    except ValueError:
+      raise ALError(f"--seeds must be integers, got {','.join(FLAGS.seeds)}") from None
+    if not seeds or min(seeds) < 0 or len(set(seeds)) != len(seeds):
+      raise ALError(f"--seeds must be distinct non-negative integers, got {FLAGS.seeds}")
+    from experiments.configs import parse_set
+    command = "python -m experiments.reproduce " + " ".join(a for a in sys.argv[1:])
+    t0 = time.time()
+    verdicts = reproduce(FLAGS.claims, FLAGS.dataset, seeds, FLAGS.workdir, FLAGS.preset,
+                         parse_set(FLAGS.set), FLAGS.data_dir, command, log=log.info)
+  except ALError as e:
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(2)
+  for name, v in verdicts.items():
+    print(f"{name:<30} {v}")
+  print(f"wrote {os.path.join(FLAGS.workdir, 'REPRODUCTION.md')} ({time.time() - t0:.0f} s)")
+
+
+if __name__ == "__main__":
+  define_flags()
+  app.run(main)

@@ -1,0 +1,163 @@
+"""The reproduction ledger: claim decisions, claim statistics, and a two-claim ledger end to end."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from al_jax import ALError
+from experiments import claims as claims_lib
+from experiments import floors, reproduce
+
+quiet = lambda s: None
+M = claims_lib.Measurement
+
+# Shrinks every member to seconds (as tests/conftest.py's tiny_config).
+TINY = (("al.initial", 20), ("al.budget", 10), ("al.cycles", 3), ("train.epochs", 2),
+        ("train.batch_size", 16), ("train.unlabeled_batch_size", 16),
+        ("eval.chunk_size", 128), ("model.kwargs.widths", (8, 16)),
+        ("model.kwargs.hidden", 32))
+
+
+@pytest.mark.parametrize("values,greater,verdict", [
+    ([[0.10], [0.12], [0.11]], True, claims_lib.HOLDS),
+    ([[-0.10], [-0.12], [-0.11]], True, claims_lib.FAILS),
+    ([[0.10], [-0.12], [0.01]], True, claims_lib.INCONCLUSIVE),
+    ([[-0.10], [-0.12], [-0.11]], False, claims_lib.HOLDS),   # "lower than"
+    ([[0.10], [0.12], [0.11]], False, claims_lib.FAILS),
+    ([[0.10]], True, claims_lib.INCONCLUSIVE),                # one seed: no interval
+])
+def test_decide_reads_the_interval_against_the_threshold(values, greater, verdict):
+  assert claims_lib.decide(M(np.array(values), ["all"], 0.0, greater))[0] == verdict
+
+
+def test_decide_at_every_cycle_and_exact_claims():
+  every = np.array([[0.3, 0.2, -0.5], [0.4, 0.3, -0.4], [0.35, 0.25, -0.45]])
+  verdict, parts = claims_lib.decide(M(every, ["c1", "c2", "c3"], 0.0))
+  assert verdict == claims_lib.FAILS and [p[3] for p in parts] == ["holds"] * 2 + ["does not hold"]
+  verdict, _ = claims_lib.decide(M(every[:, :2], ["c1", "c2"], 0.0))
+  assert verdict == claims_lib.HOLDS
+  # A threshold other than 0 is honoured (AUROC > 0.5): 0.52 ± small is above, 0.48 below.
+  assert claims_lib.decide(M(np.array([[0.52], [0.53], [0.52]]), ["a"], 0.5))[0] == "holds"
+  assert claims_lib.decide(M(np.array([[0.52], [0.53], [0.52]]), ["a"], 0.6))[0] == (
+      "does not hold")
+  assert claims_lib.decide(M(np.zeros((3, 1)), ["q"], 0.0, exact=True))[0] == "holds"
+  assert claims_lib.decide(M(np.array([[0.], [1.], [0.]]), ["q"], 0.0, exact=True))[0] == (
+      "does not hold")
+
+
+def _fake_run(tmp_path, name, pools, acc, ece=None, pool_size=20):
+  path = tmp_path / name
+  (path / "pools").mkdir(parents=True)
+  rows = []
+  for c, p in enumerate(pools):
+    np.save(path / "pools" / f"cycle_{c}.npy", np.asarray(p))
+    rows.append({"cycle": c, "num_labeled": len(p), "pool_size": pool_size,
+                 "test_accuracy": acc[c], "test_ece": (ece or acc)[c]})
+  return claims_lib.Run(rows, str(path))
+
+
+def test_degenerate_queries_counts_copies_of_labeled_and_co_queried_images(tmp_path):
+  # Pool of 2 copies of 10 images: i and i + 10 are the same image.
+  clean = _fake_run(tmp_path, "a", [[0, 1], [0, 1, 2, 3], [0, 1, 2, 3, 14, 5]], [0.5] * 3)
+  dup_labeled = _fake_run(tmp_path, "b", [[0, 1], [0, 1, 11, 3]], [0.5] * 2)   # 11 ≡ 1
+  dup_query = _fake_run(tmp_path, "c", [[0, 1], [0, 1, 4, 14]], [0.5] * 2)    # 4 ≡ 14
+  stat = claims_lib.degenerate_queries("crc@repeated", 2)
+  v = stat({"crc@repeated": {0: clean, 1: dup_labeled, 2: dup_query}}).values
+  np.testing.assert_array_equal(v.ravel(), [0, 1, 1])
+
+
+def test_paired_statistics_sign_and_pairing(tmp_path):
+  a = _fake_run(tmp_path, "a", [[0], [0, 1], [0, 1, 2]], [0.5, 0.7, 0.8], [0.10, 0.08, 0.05])
+  b = _fake_run(tmp_path, "b", [[0], [0, 1], [0, 1, 2]], [0.5, 0.6, 0.7], [0.20, 0.10, 0.08])
+  runs = {"a": {0: a}, "b": {0: b}}
+  assert claims_lib.paired_aulc("a", "b")(runs).values[0, 0] == pytest.approx(
+      a.aulc() - b.aulc()) and a.aulc() > b.aulc()
+  assert claims_lib.paired_accuracy_at("a", "b", 1)(runs).values[0, 0] == pytest.approx(0.1)
+  # ECE(higher) − ECE(lower): positive when `lower` is better calibrated.
+  assert claims_lib.paired_mean_ece("a", "b")(runs).values[0, 0] == pytest.approx(
+      np.mean([0.10, 0.02, 0.03]))
+  c = _fake_run(tmp_path, "c", [[0], [0, 2], [0, 1, 2]], [0.5] * 3)
+  with pytest.raises(ValueError, match="different images"):
+    claims_lib.paired_mean_ece("a", "c")({"a": {0: a}, "c": {0: c}})
+
+
+def test_registry_covers_the_papers_and_members_are_consistent():
+  names = {c.name for c in claims_lib.CLAIMS}
+  for required in ("tod_cod_spearman", "tod_beats_random", "crtcl_ece", "crtcl_critic_auroc",
+                   "lplgrad_beats_ll4al", "lplgrad_beats_entropy", "ent_gradnorm_beats_entropy",
+                   "crc_no_duplicates", "crc_beats_random", "aral_beats_labels_only",
+                   "aral_beats_vaal", "mean_teacher_beats_supervised",
+                   "fixmatch_beats_supervised"):
+    assert required in names
+  members = claims_lib.members_of(claims_lib.CLAIMS)
+  assert len({m.label for m in members}) == len(members)
+  # Every member builds a config on the cpu preset (methods and protocols exist).
+  configs = reproduce.build_configs(claims_lib.get_claims(["all"], "fashion_mnist"),
+                                    "fashion_mnist", "cpu", [0])
+  by = {c.method: c for c in configs}
+  # The supervised SSL baseline has Mean Teacher's pool and schedule, and its own objective.
+  assert by["random@ssl"].objective == "supervised"
+  assert by["random@ssl"].al.to_dict() == by["random_mt"].al.to_dict()
+  assert by["random@ssl"].train.to_dict() == by["random_mt"].train.to_dict()
+  assert by["crc@repeated"].al.pool_copies == 2
+  assert by["tod"].diagnostics and by["crtcl"].diagnostics
+  with pytest.raises(ALError, match="unknown claim"):
+    claims_lib.get_claims(["nope"], "digits")
+  with pytest.raises(ALError, match="defined for"):
+    claims_lib.get_claims(["aral_beats_vaal"], "cifar10")
+
+
+def test_two_claim_ledger_on_synthetic_runs_resumes_and_writes(tmp_path):
+  wd = str(tmp_path / "ledger")
+  names = ["tod_beats_random", "tod_cod_spearman"]
+  verdicts = reproduce.reproduce(names, "synthetic", [0, 1], wd, overrides=TINY,
+                                 command="test", log=quiet)
+  assert set(verdicts) == set(names)
+  assert all(v in (claims_lib.HOLDS, claims_lib.FAILS, claims_lib.INCONCLUSIVE)
+             for v in verdicts.values())
+  text = open(os.path.join(wd, "REPRODUCTION.md")).read()
+  for n in names:
+    assert f"| {n} |" in text and os.path.getsize(os.path.join(wd, "claims", f"{n}.png")) > 0
+  assert "runs/report.md" in text and os.path.exists(os.path.join(wd, "runs", "report.md"))
+  # Paired design: both members of a seed start from the same labeled images.
+  pool = lambda m, s: np.load(os.path.join(wd, "runs", m, f"seed_{s}", "pools", "cycle_0.npy"))
+  np.testing.assert_array_equal(pool("tod", 0), pool("random@tod", 0))
+  # The ledger's statistic equals the per-seed AULC difference read from the results.
+  rows = lambda m, s: [json.loads(l) for l in open(os.path.join(
+      wd, "runs", m, f"seed_{s}", "results.jsonl"))]
+  from experiments.report import aulc
+  d = [aulc(np.array([r["num_labeled"] for r in rows("tod", s)], float),
+            np.array([r["test_accuracy"] for r in rows("tod", s)]))
+       - aulc(np.array([r["num_labeled"] for r in rows("random@tod", s)], float),
+              np.array([r["test_accuracy"] for r in rows("random@tod", s)])) for s in (0, 1)]
+  assert f"{np.mean(d):+.4f}" in text
+  # Re-running continues: every run is finished, nothing retrains.
+  logs = []
+  reproduce.reproduce(names, "synthetic", [0, 1], wd, overrides=TINY, command="test",
+                      log=logs.append)
+  assert sum("finished, skipped" in l for l in logs) == 4
+  with pytest.raises(ALError, match="different study"):
+    reproduce.reproduce(["tod_beats_random"], "synthetic", [0], wd, overrides=TINY, log=quiet)
+
+
+def test_linear_probe_floor_is_nested_and_learns():
+  from al_jax.data import DATASETS
+  ds = DATASETS.get("digits")(seed=0)
+  out = floors.linear_probe(ds, [20, 200], [0, 1])
+  assert np.mean(out[200]) > np.mean(out[20]) > 0.3
+  assert np.mean(out[200]) > 0.85  # logistic regression on 8×8 digits
+
+
+def test_pool_copies_repeats_every_training_image(make_config):
+  from al_jax import loop
+  one = loop.ActiveLearner(make_config("random", "synthetic"), log=quiet)
+  two = loop.ActiveLearner(make_config("random", "synthetic", **{"al.pool_copies": 2}),
+                           log=quiet)
+  n = len(one.y_train)
+  assert len(two.y_train) == 2 * n
+  np.testing.assert_array_equal(two.x_train[n:], one.x_train)
+  np.testing.assert_array_equal(two.y_train[:n], two.y_train[n:])
+  with pytest.raises(ALError, match="pool_copies"):
+    loop.ActiveLearner(make_config("random", "synthetic", **{"al.pool_copies": 0}), log=quiet)
