@@ -140,13 +140,17 @@ _CRC_SVHN_MT = {
     "objective_kwargs.ema_decay": 0.95, "objective_kwargs.consistency": 8.0,
     "objective_kwargs.rampup_steps": 200000,
 }
-# FixMatch (kekmodel defaults): SGD nesterov 0.9, lr 0.03 × cos(7πk/16K), batch 64,
-# μ = 7, τ = 0.95, λ_u = 1, EMA 0.999; weight decay 5e-4 (CIFAR-10), 1e-3 (CIFAR-100).
+# FixMatch (kekmodel defaults): SGD nesterov 0.9, lr 0.03 × cos(7πk/16K) per step with
+# K = 2^20 (FixMatch §4 "K is the total number of training steps", kekmodel --total-steps;
+# a CRC cycle of ≤ 600 × 1,024 steps stops before K), batch 64, μ = 7, τ = 0.95, λ_u = 1,
+# EMA 0.999; weight decay 5e-4 (CIFAR-10), 1e-3 (CIFAR-100).
 _FIXMATCH = {
     "train.batch_size": 64, "train.unlabeled_batch_size": 7 * 64, "optim.name": "sgd",
     "optim.lr": 0.03, "optim.momentum": 0.9, "optim.nesterov": True,
     "optim.schedule": "constant", "objective_kwargs.threshold": 0.95,
-    "objective_kwargs.ema_decay": 0.999,
+    "objective_kwargs.lambda_u": 1.0, "objective_kwargs.temperature": 1.0,
+    "objective_kwargs.ema_decay": 0.999, "objective_kwargs.cosine_7_16": True,
+    "objective_kwargs.cosine_steps": 2 ** 20,
 }
 # Table 6: FixMatch on CIFAR-10, Q = 50 (Q0 = 50, G = Q/10 = 5): 50 → 300 labels (6 cycles);
 # for the Q = 100 columns use --initial=100 --budget=100 --set acquisition_kwargs.group_size=10.
