@@ -146,8 +146,19 @@ class ActiveLearner:
     return self.objective.train_step(state, labeled, unlabeled, rng)
 
   def initial_pool(self) -> Pool:
-    """Depends only on (seed, dataset, size): every method of a study shares it (paired design)."""
+    """Depends only on (seed, dataset, size): every method of a study shares it (paired design),
+    unless the acquisition defines its own (PT4AL's first pretext batch)."""
     al = self.config.al
+    ctx = acq_lib.SelectContext(state=None, x_all=self.x_dev, labeled=np.zeros(0, np.int64),
+                                candidates=np.arange(len(self.y_train)), prep=self.prep,
+                                chunk_size=self.config.eval.chunk_size, dp=self.dp,
+                                run_rng=self.k_acq)
+    own = self.acquisition.initial_pool(ctx, al.initial)
+    if own is not None:
+      if al.class_balanced:
+        raise ALError(f"acquisition {self.config.acquisition!r} chooses its own initial pool; "
+                      "set al.class_balanced=False")
+      return Pool(self.y_train, np.sort(np.asarray(own, np.int64)))
     return Pool.initial(self.y_train, al.initial,
                         np.random.default_rng([self.config.seed, _INITIAL]),
                         class_balanced=al.class_balanced, num_classes=self.dataset.num_classes)
