@@ -266,57 +266,75 @@ class ARAL(Objective):
   def _kl(self, kl, mask=None):
     return reduce_batch(kl, mask, self.kl_reduction)
 
-  def eg_phase(self, state, b):
-    """Alg. 1 lines 10–12: E and G descend Eq. 11 against the current D and S."""
+  def eg_forward(self, eg, state, b):
+    """E/G's forward against the current D and S for E/G parameters `eg` ({"gen"[, "enc"]}).
+
+    Returns the loss terms, D's real/fake logits on real pairs (labeled, unlabeled; None
+    without E) and fake pairs, D̃ of the unlabeled and generated batches, and the new
+    BatchNorm statistics of E and G.
+    """
     keys, mask = b["keys"], b["mask"]
     x_l, x_u, y_l, y_u = b["x_l"], b["x_u"], b["y_l"], b["y_u"]
     enc, gen = state.aux.get("enc"), state.aux["gen"]
-    s_apply = lambda z: self.sampler.apply({"params": state.aux["smp"]["params"]}, z)
 
-    def generate(eg, bs_g):
+    def generate(bs_g):
       x_g, bs_g = apply_train(self.gen, eg["gen"], bs_g, b["z_p"], b["y_p"])
       return self._to_input(x_g), bs_g
 
+    if not self.use_encoder:
+      # No E: G alone plays Eq. 7 (+ feature matching) against D on (x, y) pairs.
+      x_g, bs_g = generate(gen["batch_stats"])
+      (_, d_u, h_u), (_, d_g, h_g) = self._disc(
+          state.params, state.batch_stats, (x_u, x_g), None, (y_u, b["y_p"]), keys[6])[0]
+      zero = jnp.zeros((), d_g.dtype)
+      return {"trd": zero, "adv": zero, "d_real": None, "d_fake": d_g, "h_u": h_u, "h_g": h_g,
+              "stats": {"gen": bs_g}}
+    s_apply = lambda z: self.sampler.apply({"params": state.aux["smp"]["params"]}, z)
+    (mu_l, lv_l), bs_e = apply_train(self.enc, eg["enc"], enc["batch_stats"], x_l, y_l)
+    (mu_u, lv_u), bs_e = apply_train(self.enc, eg["enc"], bs_e, x_u, y_u)
+    z_l = gen_lib.reparameterize(keys[4], mu_l, lv_l)
+    z_u = gen_lib.reparameterize(keys[5], mu_u, lv_u)
+    rec_l, bs_g = apply_train(self.gen, eg["gen"], gen["batch_stats"], z_l, y_l)
+    rec_u, bs_g = apply_train(self.gen, eg["gen"], bs_g, z_u, y_u)
+    rec_l, rec_u = self._to_input(rec_l), self._to_input(rec_u)
+    x_g, bs_g = generate(bs_g)
+    # Eq. 5: class-conditional β-VAE terms and the encoder's adversarial term against S
+    # (target 1 = "labeled" for both sets: E tries to fool S).
+    trd = (masked_mean(mse(rec_l, x_l), mask) + jnp.mean(mse(rec_u, x_u))
+           + self.beta * (self._kl(gaussian_kl(mu_l, lv_l), mask)
+                          + self._kl(gaussian_kl(mu_u, lv_u))))
+    adv = (masked_mean(bce_logits(s_apply(mu_l), 1.0), mask)
+           + jnp.mean(bce_logits(s_apply(mu_u), 1.0)))
+    # D (fixed here) on real pairs (x, E(x, y), y) and fake pairs (G(z, y), z, y).
+    (_, d_l, _), (_, d_u, h_u), (_, d_g, h_g) = self._disc(
+        state.params, state.batch_stats, (x_l, x_u, x_g), (z_l, z_u, b["z_p"]),
+        (y_l, y_u, b["y_p"]), keys[6])[0]
+    return {"trd": trd, "adv": adv, "d_real": (d_l, d_u), "d_fake": d_g, "h_u": h_u,
+            "h_g": h_g, "stats": {"gen": bs_g, "enc": bs_e}}
+
+  def eg_phase(self, state, b):
+    """Alg. 1 lines 10–12: E and G descend Eq. 11 against the current D and S."""
+    mask = b["mask"]
+
     def eg_loss(eg):
-      if not self.use_encoder:
-        # No E: G alone plays Eq. 7 (+ feature matching) against D on (x, y) pairs.
-        x_g, bs_g = generate(eg, gen["batch_stats"])
-        (_, d_u, h_u), (_, d_g, h_g) = self._disc(
-            state.params, state.batch_stats, (x_u, x_g), None, (y_u, b["y_p"]), keys[6])[0]
-        l_e = trd = adv = jnp.zeros((), d_g.dtype)
+      f = self.eg_forward(eg, state, b)
+      if f["d_real"] is None:
+        l_e = jnp.zeros_like(f["trd"])
       else:
-        (mu_l, lv_l), bs_e = apply_train(self.enc, eg["enc"], enc["batch_stats"], x_l, y_l)
-        (mu_u, lv_u), bs_e = apply_train(self.enc, eg["enc"], bs_e, x_u, y_u)
-        z_l = gen_lib.reparameterize(keys[4], mu_l, lv_l)
-        z_u = gen_lib.reparameterize(keys[5], mu_u, lv_u)
-        rec_l, bs_g = apply_train(self.gen, eg["gen"], gen["batch_stats"], z_l, y_l)
-        rec_u, bs_g = apply_train(self.gen, eg["gen"], bs_g, z_u, y_u)
-        rec_l, rec_u = self._to_input(rec_l), self._to_input(rec_u)
-        x_g, bs_g = generate(eg, bs_g)
-        # Eq. 5: class-conditional β-VAE terms and the encoder's adversarial term against S.
-        trd = (masked_mean(mse(rec_l, x_l), mask) + jnp.mean(mse(rec_u, x_u))
-               + self.beta * (self._kl(gaussian_kl(mu_l, lv_l), mask)
-                              + self._kl(gaussian_kl(mu_u, lv_u))))
-        adv = (masked_mean(bce_logits(s_apply(mu_l), 1.0), mask)
-               + jnp.mean(bce_logits(s_apply(mu_u), 1.0)))
-        # D (fixed here) on real pairs (x, E(x, y), y) and fake pairs (G(z, y), z, y).
-        (_, d_l, _), (_, d_u, h_u), (_, d_g, h_g) = self._disc(
-            state.params, state.batch_stats, (x_l, x_u, x_g), (z_l, z_u, b["z_p"]),
-            (y_l, y_u, b["y_p"]), keys[6])[0]
+        d_l, d_u = f["d_real"]
         # Eq. 10 (log D = log σ(d)); BiGAN's encoder minimises log D on real pairs.
         log_d_real = (masked_mean(jax.nn.log_sigmoid(d_l), mask)
                       + jnp.mean(jax.nn.log_sigmoid(d_u)))
         l_e = log_d_real if self.encoder_gan == "bigan" else -log_d_real
       # Eq. 7: log(1 − D(G(z, y), z, y)) = log σ(−d).
-      l_g = jnp.mean(jax.nn.log_sigmoid(-d_g))
+      l_g = jnp.mean(jax.nn.log_sigmoid(-f["d_fake"]))
       # Feature matching on D̃ between unlabeled and generated batches (Salimans et al. 2016).
-      fm = jnp.mean((jnp.mean(h_u, 0) - jnp.mean(h_g, 0)) ** 2)
-      total = (self.lam_trd * trd + self.lam_adv * adv + self.lam_gan * (l_e + l_g)
-               + self.fm_weight * fm)
-      stats = {"gen": bs_g, **({"enc": bs_e} if self.use_encoder else {})}
-      return total, (stats, {"eg_loss": total, "vae_transductive": trd,
-                             "vae_adversarial": adv, "encoder_gan": l_e,
-                             "generator_gan": l_g, "feature_matching": fm})
+      fm = jnp.mean((jnp.mean(f["h_u"], 0) - jnp.mean(f["h_g"], 0)) ** 2)
+      total = (self.lam_trd * f["trd"] + self.lam_adv * f["adv"]
+               + self.lam_gan * (l_e + l_g) + self.fm_weight * fm)
+      return total, (f["stats"], {"eg_loss": total, "vae_transductive": f["trd"],
+                                  "vae_adversarial": f["adv"], "encoder_gan": l_e,
+                                  "generator_gan": l_g, "feature_matching": fm})
 
     names = ("enc", "gen") if self.use_encoder else ("gen",)
     (_, (bs, metrics)), g = jax.value_and_grad(eg_loss, has_aux=True)(

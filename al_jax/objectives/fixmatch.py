@@ -26,6 +26,19 @@ from al_jax.objectives.mean_teacher import ema_update
 from al_jax.state import ModelState
 
 
+def unlabeled_loss(l_weak, l_strong, threshold: float, temperature: float = 1.0):
+  """FixMatch's L_u (Sohn et al. 2020, Eq. 4): (1/μB) Σ 1(max q ≥ τ) CE(strong, argmax q).
+
+  q = softmax(weak logits / T), without gradient; the strong view is trained towards the weak
+  view's pseudo-label; the mean runs over the whole unlabeled batch (masked points count as 0).
+  Returns (loss, per-sample mask).
+  """
+  probs = jax.nn.softmax(jax.lax.stop_gradient(l_weak) / temperature)
+  conf, pseudo = probs.max(-1), probs.argmax(-1)
+  mask = (conf >= threshold).astype(l_strong.dtype)
+  return jnp.mean(cross_entropy(l_strong, pseudo) * mask), mask
+
+
 @OBJECTIVES.register("fixmatch")
 class FixMatch(Objective):
   """Args (beyond `Objective`'s):
@@ -103,10 +116,7 @@ class FixMatch(Objective):
       logits, _, stats = self.forward_train(params, state.batch_stats, x, k_drop)
       l_x, l_w, l_s = logits[:n_l], logits[n_l:n_l + n_u], logits[n_l + n_u:]
       ce = masked_mean(cross_entropy(l_x, labeled["y"]), labeled["mask"])
-      probs = jax.nn.softmax(jax.lax.stop_gradient(l_w) / self.temperature)
-      conf, pseudo = probs.max(-1), probs.argmax(-1)
-      mask = (conf >= self.threshold).astype(jnp.float32)
-      lu = jnp.mean(cross_entropy(l_s, pseudo) * mask)
+      lu, mask = unlabeled_loss(l_w, l_s, self.threshold, self.temperature)
       return ce + self.lambda_u * lu, (l_x, stats, ce, lu, jnp.mean(mask))
 
     (loss, (logits, stats, ce, lu, rate)), grads = jax.value_and_grad(

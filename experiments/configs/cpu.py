@@ -124,13 +124,14 @@ METHOD_OVERRIDES["aral_no_encoder"] = {
        if k.split(".")[-1] not in _ENCODER_ONLY},
     "acquisition_kwargs.num_samples": 20}
 # ARAL's classifier (the discriminator's trunk + class head) on labeled data alone: ARAL's
-# schedule, network and steps, with its own Adam settings, chosen on a validation split
-# (`python -m experiments.aral_claim --tune`, BUILD_NOTES "ARAL and VAAL"); ARAL's D settings
-# (3e-3, β₂ 0.9999) are tuned for the GAN game.
+# schedule, network and steps, with its own Adam settings: the best mean validation accuracy
+# over digits and fashion_mnist of a 12-setting sweep (`python -m experiments.aral_claim
+# --tune`, BUILD_NOTES "ARAL and VAAL"); ARAL's D settings (3e-3, β₂ 0.9999) are tuned for the
+# GAN game.
 METHOD_OVERRIDES["aral_labels_only"] = {
     **{k: v for k, v in METHOD_OVERRIDES["aral"].items()
        if not k.startswith(("objective_kwargs.", "optim.", "train.unlabeled"))},
-    "optim.lr": 1e-3, "optim.b1": 0.9, "optim.b2": 0.999,
+    "optim.lr": 3e-4, "optim.b1": 0.5, "optim.b2": 0.999,
 }
 # VAAL (issue 6): the same schedule as ARAL so the two compare; a small VAE for 2 CPU cores.
 METHOD_OVERRIDES["vaal"] = {
