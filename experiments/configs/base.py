@@ -23,6 +23,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.al.subset = 0                # score a random unlabeled subset of this size (0 = all)
   c.al.class_balanced = False    # class-balanced initial pool (CRC §4)
   c.al.val_size = 0              # held-out labeled validation split (0 = none)
+  c.al.full_labels = False       # reference run: every training point labeled, one cycle
 
   c.train = ml_collections.ConfigDict()
   c.train.epochs = 40            # epochs per cycle
@@ -35,6 +36,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.train.flip = "dataset"       # horizontal flips: "dataset" (its default), "on" or "off"
   c.train.early_stopping = False  # pick the best epoch on the validation split
   c.train.early_stopping_patience = 0  # stop after this many epochs without improvement (0: never)
+  c.train.initial_trials = 1     # cycle 0: train this many models, keep the median on validation
 
   c.model = ml_collections.ConfigDict()
   c.model.name = "small_cnn"
