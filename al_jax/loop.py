@@ -31,6 +31,8 @@ from al_jax.models import get_model
 # Host-side numpy streams, one per purpose: batches of labeled / unlabeled data,
 # the initial pool and the validation split.
 _LABELED, _UNLABELED, _INITIAL, _VALIDATION, _DIAGNOSTICS = 1, 2, 3, 4, 5
+# Fold-in constant of the extra initial-model trials' keys (trial 0 keeps the cycle's keys).
+_TRIAL = 1009
 # Probe size of the loss-estimation diagnostics (a random subset of the unlabeled pool).
 DIAGNOSTICS_PROBE = 2000
 
@@ -48,6 +50,14 @@ def validate(config, num_train: int) -> None:
                   ("budget", al.budget), ("batch_size", tr.batch_size)):
     if v <= 0:
       raise ALError(f"{name} must be positive, got {v}")
+  if al.get("full_labels", False):
+    if al.cycles != 1:
+      raise ALError(f"al.full_labels trains one reference model on every label: set "
+                    f"al.cycles=1 (got {al.cycles})")
+    return
+  if tr.get("initial_trials", 1) > 1 and al.val_size <= 0:
+    raise ALError("train.initial_trials > 1 keeps the median model on the validation split: "
+                  "set al.val_size")
   need = al.initial + al.budget * (al.cycles - 1)
   if al.initial > num_train:
     raise ALError(f"initial pool {al.initial} is larger than the {num_train}-point pool")
@@ -153,17 +163,39 @@ class ActiveLearner:
     return self.objective.train_step(state, labeled, unlabeled, rng)
 
   def initial_pool(self) -> Pool:
-    """Depends only on (seed, dataset, size): every method of a study shares it (paired design)."""
+    """Depends only on (seed, dataset, size): every method of a study shares it (paired design),
+    unless the acquisition defines its own (PT4AL's first pretext batch)."""
     al = self.config.al
+    if al.get("full_labels", False):
+      # Reference run (ARAL §4 "full training of our model"): every training point labeled.
+      return Pool(self.y_train, np.arange(len(self.y_train)))
+    ctx = acq_lib.SelectContext(state=None, x_all=self.x_dev, labeled=np.zeros(0, np.int64),
+                                candidates=np.arange(len(self.y_train)), prep=self.prep,
+                                chunk_size=self.config.eval.chunk_size, dp=self.dp,
+                                run_rng=self.k_acq)
+    own = self.acquisition.initial_pool(ctx, al.initial)
+    if own is not None:
+      if al.class_balanced:
+        raise ALError(f"acquisition {self.config.acquisition!r} chooses its own initial pool; "
+                      "set al.class_balanced=False")
+      return Pool(self.y_train, np.sort(np.asarray(own, np.int64)))
     return Pool.initial(self.y_train, al.initial,
                         np.random.default_rng([self.config.seed, _INITIAL]),
                         class_balanced=al.class_balanced, num_classes=self.dataset.num_classes)
 
-  def train(self, cycle: int, pool: Pool, prev_state=None):
-    """Trains from scratch (or warm-starts) on the pool's labeled set; returns the state."""
+  def train(self, cycle: int, pool: Pool, prev_state=None, trial: int = 0):
+    """Trains from scratch (or warm-starts) on the pool's labeled set; returns the state.
+
+    `trial` > 0 draws another initialisation and batch order (initial-model trials)."""
     cfg = self.config
     tr = cfg.train
-    state = self.objective.init(jax.random.fold_in(self.k_init, cycle), self.x_train[:1])
+    k_init = jax.random.fold_in(self.k_init, cycle)
+    k_train = jax.random.fold_in(self.k_train, cycle)
+    if trial:
+      k_init = jax.random.fold_in(k_init, _TRIAL + trial)
+      k_train = jax.random.fold_in(k_train, _TRIAL + trial)
+    stream = [cycle] if not trial else [cycle, _TRIAL + trial]
+    state = self.objective.init(k_init, self.x_train[:1])
     if tr.warm_start and prev_state is not None:
       # Copy: the jitted step donates its input buffers, and prev_state is still
       # needed (checkpoint, TOD's previous-cycle model).
@@ -173,17 +205,20 @@ class ActiveLearner:
     labeled = pool.labeled
     unlabeled = pool.unlabeled
     y_visible = self._put(pool.visible_labels())
-    k_cycle = self._put(jax.random.fold_in(self.k_train, cycle))
+    k_cycle = self._put(k_train)
+    # A full-label reference run has no unlabeled points: SSL terms then see the training
+    # images (labels hidden from them as always).
+    unl_source = unlabeled if len(unlabeled) else labeled
     best = None
     for epoch in range(tr.epochs):
-      rs = np.random.default_rng([cfg.seed, _LABELED, cycle, epoch])
+      rs = np.random.default_rng([cfg.seed, _LABELED, *stream, epoch])
       pos, mask = epoch_batches(len(labeled), tr.batch_size, tr.min_steps_per_epoch, rs)
       # One transfer per epoch; [steps, B] with the batch axis sharded under data parallel.
       lab_idx = self._put_batch(labeled[pos].astype(np.int32), axis=1)
       masks = self._put_batch(mask, axis=1)
-      if self.objective.uses_unlabeled and len(unlabeled):
-        ru = np.random.default_rng([cfg.seed, _UNLABELED, cycle, epoch])
-        unl = ru.choice(unlabeled, (len(pos), tr.unlabeled_batch_size)).astype(np.int32)
+      if self.objective.uses_unlabeled:
+        ru = np.random.default_rng([cfg.seed, _UNLABELED, *stream, epoch])
+        unl = ru.choice(unl_source, (len(pos), tr.unlabeled_batch_size)).astype(np.int32)
       else:
         unl = np.zeros((len(pos), self.dp.size if self.dp else 1), np.int32)
       unl = self._put_batch(unl, axis=1)
@@ -286,10 +321,28 @@ class ActiveLearner:
       pool, prev_state = self._cycle(cycle, pool, prev_state, rows)
     return rows
 
+  def train_initial(self, pool: Pool):
+    """CRC §4.1: cycle 0 trains `train.initial_trials` models (initialisations and batch
+    orders) and keeps the one of median validation accuracy (ties: the lower trial)."""
+    trials = int(self.config.train.get("initial_trials", 1))
+    states, accs = [], []
+    for t in range(trials):
+      states.append(self.train(0, pool, None, trial=t))
+      accs.append(self.evaluate(states[-1], self.x_val, self.y_val)["accuracy"])
+    order = np.lexsort((np.arange(trials), accs))
+    pick = int(order[(trials - 1) // 2])
+    self.log(f"cycle 1/{self.config.al.cycles} | initial-model trials: validation accuracy "
+             + ", ".join(f"{a:.4f}" for a in accs) + f"; median: trial {pick + 1}")
+    return states[pick], accs
+
   def _cycle(self, cycle: int, pool: Pool, prev_state, rows):
     cfg, wd = self.config, self.workdir
     t0 = time.time()
-    state = self.train(cycle, pool, prev_state)
+    trial_accs = None
+    if cycle == 0 and cfg.train.get("initial_trials", 1) > 1:
+      state, trial_accs = self.train_initial(pool)
+    else:
+      state = self.train(cycle, pool, prev_state)
     jax.block_until_ready(state)
     train_s = time.time() - t0
     test = self.evaluate(state, self.dataset.x_test, self.dataset.y_test)
@@ -321,6 +374,8 @@ class ActiveLearner:
            "train_seconds": round(train_s, 3), "query_seconds": round(query_s, 3),
            "score_seconds": round(score_s, 3), "select_seconds": round(select_s, 3),
            "num_selected": int(len(selected)), "compiles": self.compiles}
+    if trial_accs is not None:
+      row["initial_trials_val_accuracy"] = [round(a, 6) for a in trial_accs]
     rows.append(row)
     self.log(f"cycle {cycle + 1}/{cfg.al.cycles} done | labeled {pool.num_labeled} | "
              f"test acc {test['accuracy']:.4f} | ece {test['ece']:.4f} | "

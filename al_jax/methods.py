@@ -35,6 +35,10 @@ METHODS: Dict[str, Method] = {
     "vaal": Method("vaal", "vaal", "VAAL: β-VAE + sampler, lowest sampler score (Sinha 2019)"),
     "aral": Method("aral", "aral_sampler",
                    "ARAL: VAAL co-trained with a semi-supervised conditional BiGAN"),
+    "aral_no_encoder": Method("aral_no_encoder", "bald",
+                              "ARAL §4.3 ablation: no encoder (G and D only), BALD"),
+    "aral_labels_only": Method("supervised", "random",
+                               "ARAL's discriminator classifier on labeled data alone"),
 }
 
 

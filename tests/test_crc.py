@@ -109,6 +109,23 @@ def test_group_size_rules_and_selection_shape():
   assert len(picked) == 3
 
 
+def test_selection_is_the_q_over_g_highest_scoring_groups():
+  """Eq. 9's outer max over sampled groups: the Q/G groups of largest λ⁺_min, nothing else."""
+  x_all = jnp.asarray(_DIGITS.x_train[:120])
+  ctx = _ctx(x_all, np.arange(10), np.arange(10, 120))
+  acq = crc_lib.CRC(group_size=5)
+  key = jax.random.PRNGKey(3)
+  idx = acq.select(ctx, 15, key)
+  groups = crc_lib.random_groups(ctx.candidates, 5, key)
+  scores = acq.score_groups(ctx, groups)
+  top = np.argsort(-scores, kind="stable")[:3]
+  assert len(np.unique(scores)) == len(scores)  # no ties: the top 3 are well defined
+  np.testing.assert_array_equal(np.sort(idx), np.sort(groups[top].reshape(-1)))
+  # Every selected group outscores every group left out.
+  picked = np.array([np.isin(g, idx).all() for g in groups])
+  assert scores[picked].min() > scores[~picked].max()
+
+
 def test_pseudo_al_groups_hold_r_per_class():
   y = _DIGITS.y_train
   candidates = np.arange(200, 1000)

@@ -48,6 +48,9 @@ SMALL_CNN = {
     "aral": ("aral", {"model.kwargs.hidden": (64, 32), "objective_kwargs.latent_dim": 8,
                       "objective_kwargs.mlp_hidden": (32,),
                       "objective_kwargs.sampler_hidden": (32,)}),
+    "aral_no_encoder": ("aral_no_encoder", {"model.kwargs.hidden": (64, 32),
+                                            "objective_kwargs.latent_dim": 8,
+                                            "objective_kwargs.mlp_hidden": (32,)}),
 }
 RESNET = {"model.name": "resnet18", "model.kwargs": {"width_multiplier": 0.125}}
 RESNET_OBJECTIVES = ("supervised", "loss_pred", "tod_ema")

@@ -223,3 +223,34 @@ def test_workdir_in_use_by_a_live_process_is_refused(tmp_path):
   finally:
     holder.close()
   loop.run(tiny_config("random", **{"al.cycles": 1}), wd, resume=True, log=quiet)
+
+
+def test_full_label_reference_run_labels_every_point():
+  """ARAL §4's "full training" reference: one cycle on every training label; an SSL objective
+  then draws its unlabeled batches from the (labeled) training images."""
+  cfg = tiny_config("random_mt", **{"al.full_labels": True, "al.cycles": 1,
+                                    "train.epochs": 1})
+  learner = loop.ActiveLearner(cfg, log=lambda s: None)
+  rows = learner.run()
+  assert rows[0]["num_labeled"] == len(learner.y_train) and rows[0]["num_selected"] == 0
+  cfg.al.cycles = 2
+  with pytest.raises(ALError, match="full_labels"):
+    loop.ActiveLearner(cfg, log=lambda s: None)
+
+
+def test_initial_trials_keep_the_median_model_on_validation():
+  """CRC §4.1: cycle 0's model is the median of several trials (initialisation and batch
+  order), judged on the validation split, never the test set."""
+  cfg = tiny_config("random", **{"al.cycles": 1, "al.val_size": 100,
+                                 "train.initial_trials": 3, "train.epochs": 1})
+  learner = loop.ActiveLearner(cfg, log=lambda s: None)
+  pool = learner.initial_pool()
+  state, accs = learner.train_initial(pool)
+  assert len(accs) == 3 and len(set(accs)) > 1  # the trials differ
+  got = learner.evaluate(state, learner.x_val, learner.y_val)["accuracy"]
+  assert got == sorted(accs)[1]
+  rows = loop.ActiveLearner(cfg, log=lambda s: None).run()
+  assert rows[0]["initial_trials_val_accuracy"] == [round(a, 6) for a in accs]
+  cfg.al.val_size = 0
+  with pytest.raises(ALError, match="val_size"):
+    loop.ActiveLearner(cfg, log=lambda s: None)

@@ -20,7 +20,9 @@ def _jjt(state, x1, x2):
 
 @pytest.mark.parametrize("name,kw,shape", [
     ("small_cnn", dict(widths=(8, 16), hidden=32), (12, 12, 1)),
-    ("resnet18", dict(width_multiplier=0.0625), (8, 8, 3))])
+    ("resnet18", dict(width_multiplier=0.0625), (8, 8, 3)),
+    # WRN (CRC §4.1's WRN-28-2 family): pre-activation, TF-SAME stride-2 convs; depth 10, width 1.
+    ("wrn", dict(depth=10, widen_factor=1), (8, 8, 3))])
 def test_structured_ntk_equals_jacobian(name, kw, shape):
   m = get_model(name, 10, **kw)
   x = jax.random.normal(jax.random.PRNGKey(1), (10, *shape))

@@ -36,7 +36,10 @@ def _brute_force(state, x, loss_fn):
 
 CASES = [("small_cnn", dict(widths=(8, 16), hidden=32), (12, 12, 1)),
          ("mlp", dict(hidden=(32, 16)), (8, 8, 1)),
-         ("resnet18", dict(width_multiplier=0.0625), (8, 8, 3))]
+         ("resnet18", dict(width_multiplier=0.0625), (8, 8, 3)),
+         # WRN (CRC's WRN-28-2 family): pre-activation units, TF-SAME stride-2 convs (pad
+         # (0, 1)), 1×1 projection shortcuts; depth 10, width 1 to stay fast.
+         ("wrn", dict(depth=10, widen_factor=1), (8, 8, 3))]
 
 
 @pytest.mark.parametrize("name,kw,shape", CASES)
@@ -46,7 +49,7 @@ def test_factorised_equals_brute_force(name, kw, shape):
   want_g = [np.sqrt(sum(np.sum(l ** 2) for l in leaves)) for leaves in ref]
   want_p = [sum(np.sqrt(np.sum(l ** 2)) for l in leaves) for leaves in ref]
   # Every kernel strategy on the small models; ResNet-18 (slow to compile) with the default.
-  for impl in ("auto",) if name == "resnet18" else ("auto", "ghost", "explicit"):
+  for impl in ("auto",) if name in ("resnet18", "wrn") else ("auto", "ghost", "explicit"):
     sq = jax.jit(lambda s, x: ps.factorised_sq_norms(s, x, entropy, impl=impl))(state, x)
     assert sq is not None and len(sq) == len(ref[0])  # one entry per parameter tensor
     np.testing.assert_allclose(ps.aggregate(sq, "global"), want_g, rtol=1e-5)

@@ -302,7 +302,8 @@ def test_diagnostics_files_per_cycle(crtcl):
 
 # --- PT4AL ----------------------------------------------------------------------------------
 def test_pt4al_selects_least_confident_points_of_the_next_batch_reproducibly():
-  learner = loop.ActiveLearner(tiny_config("pt4al"), log=quiet)
+  learner = loop.ActiveLearner(tiny_config("pt4al", **{"acquisition_kwargs.initial": "random"}),
+                               log=quiet)
   pool = learner.initial_pool()
   mstate = learner.objective.model_state(
       learner.objective.init(jax.random.PRNGKey(0), learner.x_train[:1]))
@@ -328,6 +329,35 @@ def test_pt4al_selects_least_confident_points_of_the_next_batch_reproducibly():
   assert np.all(np.diff(losses[order]) <= 0) and losses.std() > 0
   with pytest.raises(ALError, match="num_batches"):
     a.select(SelectContext(**{**ctx.__dict__, "cycle": 3}), 10, jax.random.PRNGKey(0))
+
+
+def test_pt4al_initial_pool_is_batch_0_at_even_intervals():
+  """PT4AL's first cycle trains on the highest-pretext-loss batch (public main.py: every 5th
+  image of batch 0), not the harness's random pool; the first query then takes batch 1."""
+  cfg = tiny_config("pt4al", **{"acquisition_kwargs.num_batches": 4,
+                                "acquisition_kwargs.epochs": 1,
+                                "acquisition_kwargs.model_kwargs": {"widths": (8, 16),
+                                                                    "hidden": 32}})
+  learner = loop.ActiveLearner(cfg, log=quiet)
+  pool = learner.initial_pool()
+  acq = learner.acquisition
+  order, losses = acq.ordering(
+      SelectContext(state=None, x_all=learner.x_dev, labeled=np.zeros(0, np.int64),
+                    candidates=np.arange(len(learner.y_train)), prep=learner.prep,
+                    chunk_size=128, run_rng=learner.k_acq),
+      jax.random.fold_in(learner.k_acq, pt4al._PRETEXT_STREAM))
+  size = -(-len(order) // 4)
+  batch0 = order[:size]
+  step = size // cfg.al.initial
+  np.testing.assert_array_equal(pool.labeled, np.sort(batch0[np.arange(cfg.al.initial) * step]))
+  # The highest pretext losses: every initial point's loss ≥ every point outside batch 0.
+  assert losses[pool.labeled].min() >= losses[order[size:]].max()
+  random = loop.ActiveLearner(tiny_config("pt4al", **{"acquisition_kwargs.initial": "random"}),
+                              log=quiet).initial_pool()
+  assert not np.array_equal(random.labeled, pool.labeled)
+  cfg.al.class_balanced = True
+  with pytest.raises(ALError, match="class_balanced"):
+    loop.ActiveLearner(cfg, log=quiet).initial_pool()
 
 
 def test_rotations_and_rotation_loss():

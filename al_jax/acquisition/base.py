@@ -52,6 +52,12 @@ class Acquisition:
   def select(self, ctx: "SelectContext", budget: int, rng: jax.Array) -> np.ndarray:
     raise TypeError(f"acquisition {self.name!r} is score-based: use score()")
 
+  def initial_pool(self, ctx: "SelectContext", size: int) -> Optional[np.ndarray]:
+    """Indices of the initial labeled set when the method defines its own (PT4AL), else None
+    (the harness's random pool, shared by every method of a seed). `ctx.state` is None."""
+    del ctx, size
+    return None
+
 
 @dataclasses.dataclass
 class SelectContext:

@@ -6,7 +6,10 @@
 2. Every image gets its pretext loss (mean cross-entropy over its 4 rotations,
    inference mode); the pool is sorted by descending loss and split into
    `num_batches` equal batches.
-3. The selection after cycle k takes, from batch k + 1, the `budget` points with
+3. The initial labeled set is batch 0 (the highest pretext losses) sampled at even
+   intervals (`initial="batch0"`, the public main.py's first cycle, `samples[j·5]` of a
+   5,000-image batch); `initial="random"` keeps the harness's shared random pool instead.
+4. The selection after cycle k takes, from batch k + 1, the `budget` points with
    the lowest top-1 softmax confidence of the current classifier.
 
 The pretext model is fitted once per run and cached; its key is the run's
@@ -16,7 +19,7 @@ loop), the call's own key is used instead, so the ordering is refitted whenever
 the key changes. Deviations from the public code (johnsk95/PT4AL) are listed in
 BUILD_NOTES.md: losses are sorted as numbers (the code sorts their strings), the
 final pretext model is used (the code keeps the epoch with the best test-set
-rotation accuracy), and the initial pool is the harness's shared random pool.
+rotation accuracy).
 """
 
 import functools
@@ -88,14 +91,20 @@ class PT4AL(Acquisition):
     epochs: pretext training epochs over all images.
     batch_size: images per pretext step (each seen in its 4 rotations).
     optim: pretext optimiser settings (`al_jax.optim.make_optimizer` fields).
+    initial: "batch0" — the initial pool is batch 0 at even intervals (PT4AL's first cycle);
+      "random" — the harness's random pool (shared with the other methods of a study).
   """
   name = "pt4al"
   kind = "select"
 
   def __init__(self, num_batches: int = 10, model: str = "small_cnn",
                model_kwargs: Optional[Dict[str, Any]] = None, epochs: int = 10,
-               batch_size: int = 256, optim: Optional[Dict[str, Any]] = None, **kwargs):
+               batch_size: int = 256, optim: Optional[Dict[str, Any]] = None,
+               initial: str = "batch0", **kwargs):
     super().__init__(**kwargs)
+    if initial not in ("batch0", "random"):
+      raise ALError(f"pt4al initial must be batch0 or random, got {initial!r}")
+    self.initial = initial
     if num_batches < 2:
       raise ALError(f"pt4al needs at least 2 batches, got {num_batches}")
     if epochs <= 0 or batch_size <= 0:
@@ -182,6 +191,23 @@ class PT4AL(Acquisition):
     return self._orders[cache_key]
 
   # --- selection ----------------------------------------------------------------------------
+  def _batch(self, order, b):
+    size = math.ceil(len(order) / self.num_batches)
+    return order[b * size:(b + 1) * size]
+
+  def initial_pool(self, ctx, size):
+    """Batch 0 (highest pretext loss) at even intervals: its points j·⌊|batch|/size⌋."""
+    if self.initial == "random":
+      return None
+    if ctx.run_rng is None:
+      raise ALError("pt4al's initial pool needs the run's key (SelectContext.run_rng)")
+    order, _ = self.ordering(ctx, jax.random.fold_in(ctx.run_rng, _PRETEXT_STREAM))
+    batch = self._batch(order, 0)
+    if size > len(batch):
+      raise ALError(f"pt4al batch 1 holds {len(batch)} points, fewer than the initial pool "
+                    f"{size}; use fewer batches or a smaller al.initial")
+    return batch[np.arange(size) * (len(batch) // size)]
+
   def select(self, ctx, budget, rng):
     key = ctx.run_rng if ctx.run_rng is not None else rng
     order, _ = self.ordering(ctx, jax.random.fold_in(key, _PRETEXT_STREAM))
@@ -190,8 +216,7 @@ class PT4AL(Acquisition):
       raise ALError(f"pt4al has {self.num_batches} batches but the selection after cycle "
                     f"{ctx.cycle + 1} needs batch {b + 1}; set acquisition_kwargs.num_batches "
                     "to the number of cycles")
-    size = math.ceil(len(order) / self.num_batches)
-    batch = order[b * size:(b + 1) * size]
+    batch = self._batch(order, b)
     cand = np.sort(batch[np.isin(batch, ctx.candidates)])
     if len(cand) < budget:
       raise ALError(f"pt4al batch {b + 1} holds {len(cand)} unlabeled candidates, fewer than "

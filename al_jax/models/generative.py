@@ -111,19 +111,45 @@ class GanCNN(nn.Module):
     return logits, {"stages": tuple(stages), "embedding": embedding}
 
 
-class RealFakeHead(nn.Module):
-  """ARAL's c_r/f(D̃(x), z, y): a real/fake logit linear in D̃(x) and z (§3.2).
+RF_JOINT = ("bilinear", "mlp", "none")
 
-  logit = w·[h, z, y] + b + ⟨V y, h⟩. The class projection term ⟨V y, h⟩ is the projection
-  discriminator of S3GAN (Lucic et al. 2019, the paper's [22]), which §3.2 says it follows for
-  the label input; without it a linear head would see y only as a per-class bias.
+
+class RealFakeHead(nn.Module):
+  """ARAL's c_r/f(D̃(x), z, y): a real/fake logit on an image embedding, a latent and a label.
+
+  logit = w·[h, z, y] + b + ⟨V y, h⟩ + J(h, z). The class projection ⟨V y, h⟩ is the
+  projection discriminator of S3GAN (Lucic et al. 2019, the paper's [22]), which §3.2 says it
+  follows for the label input; without it a linear head would see y only as a per-class bias.
+  J couples x and z: a head linear in [h, z] has ∂logit/∂z = w_z for every sample, so it cannot
+  tell whether z is the encoding of x (the mean logit over a batch is unchanged when the z's
+  are shuffled) and BiGAN's encoder/generator game (Eqs. 8, 10) only shifts the latent mean.
+  BiGAN (Donahue et al. 2016) and BigBiGAN (Donahue & Simonyan 2019) judge (x, z) jointly.
+
+  Attributes:
+    joint: "bilinear" — J = ⟨W z, h⟩ (default, the projection idea applied to z);
+      "mlp" — J = u·leaky_relu(A [h, z] + a), a small joint MLP as BigBiGAN's joint scorer;
+      "none" — no coupling (the paper's literal linear head).
+    hidden: width of the "mlp" joint layer.
   """
+  joint: str = "bilinear"
+  hidden: int = 256
 
   @nn.compact
-  def __call__(self, h: jax.Array, z: jax.Array, y: jax.Array) -> jax.Array:
-    linear = nn.Dense(1, name="linear")(jnp.concatenate([h, z, y], -1))[:, 0]
+  def __call__(self, h: jax.Array, z: Optional[jax.Array], y: jax.Array) -> jax.Array:
+    parts = [h] + ([] if z is None else [z]) + [y]
+    logit = nn.Dense(1, name="linear")(jnp.concatenate(parts, -1))[:, 0]
     proj = nn.Dense(h.shape[-1], use_bias=False, name="projection")(y)
-    return linear + jnp.sum(proj * h, -1)
+    logit = logit + jnp.sum(proj * h, -1)
+    if z is None or self.joint == "none":
+      return logit
+    if self.joint == "bilinear":
+      wz = nn.Dense(h.shape[-1], use_bias=False, name="joint")(z)
+      return logit + jnp.sum(wz * h, -1)
+    if self.joint == "mlp":
+      a = nn.leaky_relu(nn.Dense(self.hidden, name="joint_hidden")(
+          jnp.concatenate([h, z], -1)), 0.2)
+      return logit + nn.Dense(1, name="joint_out")(a)[:, 0]
+    raise ValueError(f"unknown joint {self.joint!r}; valid: {RF_JOINT}")
 
 
 def reparameterize(rng: jax.Array, mu: jax.Array, logvar: jax.Array) -> jax.Array:

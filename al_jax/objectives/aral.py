@@ -9,7 +9,14 @@ Modules (four optimisers):
 Unlabeled images are conditioned on the classifier's inferred label ŷ = argmax C(x).
 
 One jitted step runs Alg. 1's lines 10–19 in order: E and G descend Eq. 11, then D descends
-Eq. 12 (with the updated E, G), then S descends Eq. 13 (with the updated E).
+Eq. 12 (with the updated E, G), then S descends Eq. 13 (with the updated E). Each phase is a
+method of its own (`eg_phase`, `d_phase`, `s_phase`) over one prepared batch (`prepare`), so
+tests can check what each phase changes.
+
+c_r/f judges (x, z) jointly (`RealFakeHead.joint`, default bilinear ⟨W z, D̃(x)⟩): a head
+linear in [D̃(x), z, y] cannot tell whether z encodes x (a deviation from the paper's
+"linear" wording, BUILD_NOTES). `use_encoder=False` (registered as `aral_no_encoder`) is
+§4.3's "no encoder" ablation: no E, no Eq. 5, no Eq. 10, no S, and D judges (x, y) pairs.
 
 Losses (per batch mean; labeled terms masked):
   Eq. 5  λ_trd[MSE(G(z_L,y_L), x_L) + MSE(G(z_U,ŷ), x_U) + β KL_L + β KL_U]
@@ -34,8 +41,8 @@ import numpy as np
 from al_jax import ALError
 from al_jax.models import generative as gen_lib
 from al_jax.objectives.base import OBJECTIVES, Objective, TrainState, cross_entropy, masked_mean
-from al_jax.objectives.vaal import (adam, apply_train, as_tuple, bce_logits, gaussian_kl,
-                                    init_side, mse, update_side)
+from al_jax.objectives.vaal import (KL_REDUCTIONS, adam, apply_train, as_tuple, bce_logits,
+                                    gaussian_kl, init_side, mse, reduce_batch, update_side)
 from al_jax import numerics, optim
 from al_jax.state import ModelState
 
@@ -62,6 +69,11 @@ class ARAL(Objective):
     encoder_gan: "bigan" — E minimises +log D(x, E(x,y), y), BiGAN's min-max (Donahue et al.
       2016) that §3.2 says Eq. 10 follows; "as_printed" — Eq. 10's printed sign, −log D(·),
       which makes E cooperate with D on real pairs.
+    rf_joint, rf_hidden: c_r/f's x–z coupling ("bilinear", "mlp", "none") and the joint MLP
+      width (`models.generative.RealFakeHead`).
+    use_encoder: False drops E, S, Eqs. 5, 6, 10, 13 and z from D's input (§4.3 ablation).
+    kl_reduction: "mean" — β·KL averaged over the batch (per-sample ELBO); "sum" — summed over
+      the batch, as the public VAAL code (see `VAAL`).
   """
   name = "aral"
   uses_unlabeled = True
@@ -75,12 +87,18 @@ class ARAL(Objective):
                lambda_adv: float = 1e-3, beta: float = 1.0, fm_weight: float = 1.0,
                eg_lr: float = 1e-3, eg_b1: float = 0.0, eg_b2: float = 0.9999,
                sampler_lr: float = 3e-3, sampler_b1: float = 0.5, sampler_b2: float = 0.9999,
-               encoder_gan: str = "bigan", **kwargs):
+               encoder_gan: str = "bigan", rf_joint: str = "bilinear", rf_hidden: int = 256,
+               use_encoder: bool = True, kl_reduction: str = "mean", **kwargs):
     super().__init__(model, prep, num_classes, optim_cfg, epochs, **kwargs)
     if arch not in ("auto", "mlp", "conv"):
       raise ALError(f"aral arch must be auto, mlp or conv, got {arch!r}")
     if encoder_gan not in ENCODER_GAN:
       raise ALError(f"aral encoder_gan must be one of {ENCODER_GAN}, got {encoder_gan!r}")
+    if rf_joint not in gen_lib.RF_JOINT:
+      raise ALError(f"aral rf_joint must be one of {gen_lib.RF_JOINT}, got {rf_joint!r}")
+    if kl_reduction not in KL_REDUCTIONS:
+      raise ALError(f"aral kl_reduction must be one of {KL_REDUCTIONS}, got {kl_reduction!r}")
+    self.use_encoder, self.kl_reduction = bool(use_encoder), kl_reduction
     self.latent_dim, self.arch = int(latent_dim), arch
     self.mlp_hidden, self.kernel = as_tuple(mlp_hidden), int(kernel)
     self.enc_widths, self.gen_widths = as_tuple(enc_widths), as_tuple(gen_widths)
@@ -88,11 +106,12 @@ class ARAL(Objective):
     self.lam_trd, self.lam_adv, self.beta = float(lambda_trd), float(lambda_adv), float(beta)
     self.fm_weight, self.encoder_gan = float(fm_weight), encoder_gan
     self.sampler = gen_lib.Sampler(as_tuple(sampler_hidden))
-    self.rf_head = gen_lib.RealFakeHead()
+    self.rf_head = gen_lib.RealFakeHead(rf_joint, int(rf_hidden))
     # Four optimisers (Alg. 1): D's is `self.tx` (config.optim); E and G share settings.
     self.side_lr = {"enc": float(eg_lr), "gen": float(eg_lr), "smp": float(sampler_lr)}
     self.side_tx = {"enc": adam(eg_lr, eg_b1, eg_b2), "gen": adam(eg_lr, eg_b1, eg_b2),
                     "smp": adam(sampler_lr, sampler_b1, sampler_b2)}
+    self.sides = ("enc", "gen", "smp") if self.use_encoder else ("gen",)
     self.enc = self.gen = None  # built in `init`, when the image shape is known
     self._jit_init = jax.jit(self._init_state)
     self._jit_generate = jax.jit(self.generate)
@@ -122,9 +141,11 @@ class ARAL(Objective):
     h = self.model.apply(variables, x)[1]["embedding"]
     y = jnp.zeros((1, self.num_classes))
     z = jnp.zeros((1, self.latent_dim))
-    params = {"cls": variables["params"], "rf": self.rf_head.init(k_rf, h, z, y)["params"]}
-    sides = {"enc": self.enc.init(k_enc, x, y), "gen": self.gen.init(k_gen, z, y),
-             "smp": self.sampler.init(k_smp, z)}
+    z_rf = z if self.use_encoder else None
+    params = {"cls": variables["params"], "rf": self.rf_head.init(k_rf, h, z_rf, y)["params"]}
+    sides = {"enc": lambda: self.enc.init(k_enc, x, y), "gen": lambda: self.gen.init(k_gen, z, y),
+             "smp": lambda: self.sampler.init(k_smp, z)}
+    sides = {k: sides[k]() for k in self.sides}
     return TrainState.create(
         apply_fn=self.apply_model, params=params, tx=self.tx,
         batch_stats=variables.get("batch_stats", {}), epoch=jnp.zeros((), jnp.int32),
@@ -153,10 +174,12 @@ class ARAL(Objective):
     return self.sampler.apply(variables, z)
 
   def model_state(self, state):
+    variables = {"params": state.params["cls"], "batch_stats": state.batch_stats}
+    if not self.use_encoder:  # no E, no S: acquisitions see the classifier only (BALD)
+      return ModelState(apply_fn=self.apply_model, variables=variables)
     enc = state.aux["enc"]
     return ModelState(
-        apply_fn=self.apply_model,
-        variables={"params": state.params["cls"], "batch_stats": state.batch_stats},
+        apply_fn=self.apply_model, variables=variables,
         aux={"encoder": {"params": enc["params"], "batch_stats": enc["batch_stats"]},
              "sampler": {"params": state.aux["smp"]["params"]}},
         aux_apply=flax.core.FrozenDict({"encoder": self.encoder_mean,
@@ -213,102 +236,196 @@ class ARAL(Objective):
     (logits, feats), bs = apply_train(self.model, params["cls"], batch_stats,
                                       jnp.concatenate(xs), rngs={"dropout": rng})
     h = feats["embedding"]
-    rf = self.rf_head.apply({"params": params["rf"]}, h, jnp.concatenate(zs),
-                            jnp.concatenate(ys))
+    z = None if zs is None else jnp.concatenate(zs)
+    rf = self.rf_head.apply({"params": params["rf"]}, h, z, jnp.concatenate(ys))
     split = lambda a: jnp.split(a, sizes)
     return list(zip(split(logits), split(rf), split(h))), bs
 
-  def train_step(self, state, labeled, unlabeled, rng):
+  # --- the step: three phases over one prepared batch ----------------------------------------
+  def prepare(self, state, labeled, unlabeled, rng):
+    """Everything the three phases share: views, labels, ŷ, prior draws and phase keys."""
     rng = jax.random.fold_in(rng, state.step)  # per-step key
     keys = jax.random.split(rng, 12)
-    mask = labeled["mask"]
     k = self.num_classes
     x_l = self.prep.train(keys[0], labeled["x"])
     x_u = self.prep.train(keys[1], unlabeled["x"])
-    y_l = jax.nn.one_hot(labeled["y"], k)
     bu = x_u.shape[0]
     cls_vars = {"params": state.params["cls"], "batch_stats": state.batch_stats}
     # ŷ = C(x_U): the current classifier's label for unlabeled images (§3.2), inference mode.
     y_u = jax.nn.one_hot(jnp.argmax(self.model.apply(cls_vars, x_u)[0], -1), k)
-    # Prior draws z ~ p(z) = N(0, I) (the VAE prior), y ~ p(y) uniform (Eqs. 7–9).
+    # Prior draws z ~ p(z) = N(0, I) (the VAE prior), y ~ p(y) uniform (Eqs. 7–9): one pair
+    # for E/G's phase (p), a fresh one for D's (q).
     prior = lambda kz, ky: (numerics.normal(kz, (bu, self.latent_dim)),
                             jax.nn.one_hot(numerics.randint(ky, (bu,), 0, k), k))
     z_p, y_p = prior(keys[2], keys[3])
-    enc, gen, smp = state.aux["enc"], state.aux["gen"], state.aux["smp"]
-    s_apply = lambda p, z: self.sampler.apply({"params": p}, z)
+    z_q, y_q = prior(keys[9], keys[10])
+    return {"x_l": x_l, "x_u": x_u, "y_l": jax.nn.one_hot(labeled["y"], k), "y_u": y_u,
+            "labels": labeled["y"], "mask": labeled["mask"], "z_p": z_p, "y_p": y_p,
+            "z_q": z_q, "y_q": y_q, "keys": keys}
 
-    # ---- Alg. 1 lines 10–12: E and G descend Eq. 11 ---------------------------------------
+  def _kl(self, kl, mask=None):
+    return reduce_batch(kl, mask, self.kl_reduction)
+
+  def eg_forward(self, eg, state, b):
+    """E/G's forward against the current D and S for E/G parameters `eg` ({"gen"[, "enc"]}).
+
+    Returns the loss terms, D's real/fake logits on real pairs (labeled, unlabeled; None
+    without E) and fake pairs, D̃ of the unlabeled and generated batches, and the new
+    BatchNorm statistics of E and G.
+    """
+    keys, mask = b["keys"], b["mask"]
+    x_l, x_u, y_l, y_u = b["x_l"], b["x_u"], b["y_l"], b["y_u"]
+    enc, gen = state.aux.get("enc"), state.aux["gen"]
+
+    def generate(bs_g):
+      x_g, bs_g = apply_train(self.gen, eg["gen"], bs_g, b["z_p"], b["y_p"])
+      return self._to_input(x_g), bs_g
+
+    if not self.use_encoder:
+      # No E: G alone plays Eq. 7 (+ feature matching) against D on (x, y) pairs.
+      x_g, bs_g = generate(gen["batch_stats"])
+      (_, d_u, h_u), (_, d_g, h_g) = self._disc(
+          state.params, state.batch_stats, (x_u, x_g), None, (y_u, b["y_p"]), keys[6])[0]
+      zero = jnp.zeros((), d_g.dtype)
+      return {"trd": zero, "adv": zero, "d_real": None, "d_fake": d_g, "h_u": h_u, "h_g": h_g,
+              "stats": {"gen": bs_g}}
+    s_apply = lambda z: self.sampler.apply({"params": state.aux["smp"]["params"]}, z)
+    (mu_l, lv_l), bs_e = apply_train(self.enc, eg["enc"], enc["batch_stats"], x_l, y_l)
+    (mu_u, lv_u), bs_e = apply_train(self.enc, eg["enc"], bs_e, x_u, y_u)
+    z_l = gen_lib.reparameterize(keys[4], mu_l, lv_l)
+    z_u = gen_lib.reparameterize(keys[5], mu_u, lv_u)
+    rec_l, bs_g = apply_train(self.gen, eg["gen"], gen["batch_stats"], z_l, y_l)
+    rec_u, bs_g = apply_train(self.gen, eg["gen"], bs_g, z_u, y_u)
+    rec_l, rec_u = self._to_input(rec_l), self._to_input(rec_u)
+    x_g, bs_g = generate(bs_g)
+    # Eq. 5: class-conditional β-VAE terms and the encoder's adversarial term against S
+    # (target 1 = "labeled" for both sets: E tries to fool S).
+    trd = (masked_mean(mse(rec_l, x_l), mask) + jnp.mean(mse(rec_u, x_u))
+           + self.beta * (self._kl(gaussian_kl(mu_l, lv_l), mask)
+                          + self._kl(gaussian_kl(mu_u, lv_u))))
+    adv = (masked_mean(bce_logits(s_apply(mu_l), 1.0), mask)
+           + jnp.mean(bce_logits(s_apply(mu_u), 1.0)))
+    # D (fixed here) on real pairs (x, E(x, y), y) and fake pairs (G(z, y), z, y).
+    (_, d_l, _), (_, d_u, h_u), (_, d_g, h_g) = self._disc(
+        state.params, state.batch_stats, (x_l, x_u, x_g), (z_l, z_u, b["z_p"]),
+        (y_l, y_u, b["y_p"]), keys[6])[0]
+    return {"trd": trd, "adv": adv, "d_real": (d_l, d_u), "d_fake": d_g, "h_u": h_u,
+            "h_g": h_g, "stats": {"gen": bs_g, "enc": bs_e}}
+
+  def eg_phase(self, state, b):
+    """Alg. 1 lines 10–12: E and G descend Eq. 11 against the current D and S."""
+    mask = b["mask"]
+
     def eg_loss(eg):
-      (mu_l, lv_l), bs_e = apply_train(self.enc, eg["enc"], enc["batch_stats"], x_l, y_l)
-      (mu_u, lv_u), bs_e = apply_train(self.enc, eg["enc"], bs_e, x_u, y_u)
-      z_l = gen_lib.reparameterize(keys[4], mu_l, lv_l)
-      z_u = gen_lib.reparameterize(keys[5], mu_u, lv_u)
-      rec_l, bs_g = apply_train(self.gen, eg["gen"], gen["batch_stats"], z_l, y_l)
-      rec_u, bs_g = apply_train(self.gen, eg["gen"], bs_g, z_u, y_u)
-      x_g, bs_g = apply_train(self.gen, eg["gen"], bs_g, z_p, y_p)
-      rec_l, rec_u, x_g = self._to_input(rec_l), self._to_input(rec_u), self._to_input(x_g)
-      # Eq. 5: class-conditional β-VAE terms and the encoder's adversarial term against S.
-      trd = (masked_mean(mse(rec_l, x_l) + self.beta * gaussian_kl(mu_l, lv_l), mask)
-             + jnp.mean(mse(rec_u, x_u) + self.beta * gaussian_kl(mu_u, lv_u)))
-      adv = (masked_mean(bce_logits(s_apply(smp["params"], mu_l), 1.0), mask)
-             + jnp.mean(bce_logits(s_apply(smp["params"], mu_u), 1.0)))
-      # D (fixed here) on real pairs (x, E(x, y), y) and fake pairs (G(z, y), z, y).
-      (_, d_l, _), (_, d_u, h_u), (_, d_g, h_g) = self._disc(
-          state.params, state.batch_stats, (x_l, x_u, x_g), (z_l, z_u, z_p), (y_l, y_u, y_p),
-          keys[6])[0]
-      # Eq. 10 (log D = log σ(d)); BiGAN's encoder minimises log D on real pairs.
-      log_d_real = masked_mean(jax.nn.log_sigmoid(d_l), mask) + jnp.mean(jax.nn.log_sigmoid(d_u))
-      l_e = log_d_real if self.encoder_gan == "bigan" else -log_d_real
+      f = self.eg_forward(eg, state, b)
+      if f["d_real"] is None:
+        l_e = jnp.zeros_like(f["trd"])
+      else:
+        d_l, d_u = f["d_real"]
+        # Eq. 10 (log D = log σ(d)); BiGAN's encoder minimises log D on real pairs.
+        log_d_real = (masked_mean(jax.nn.log_sigmoid(d_l), mask)
+                      + jnp.mean(jax.nn.log_sigmoid(d_u)))
+        l_e = log_d_real if self.encoder_gan == "bigan" else -log_d_real
       # Eq. 7: log(1 − D(G(z, y), z, y)) = log σ(−d).
-      l_g = jnp.mean(jax.nn.log_sigmoid(-d_g))
+      l_g = jnp.mean(jax.nn.log_sigmoid(-f["d_fake"]))
       # Feature matching on D̃ between unlabeled and generated batches (Salimans et al. 2016).
-      fm = jnp.mean((jnp.mean(h_u, 0) - jnp.mean(h_g, 0)) ** 2)
-      total = (self.lam_trd * trd + self.lam_adv * adv + self.lam_gan * (l_e + l_g)
-               + self.fm_weight * fm)
-      return total, ({"enc": bs_e, "gen": bs_g}, {"eg_loss": total, "vae_transductive": trd,
-                                                  "vae_adversarial": adv, "encoder_gan": l_e,
-                                                  "generator_gan": l_g, "feature_matching": fm})
+      fm = jnp.mean((jnp.mean(f["h_u"], 0) - jnp.mean(f["h_g"], 0)) ** 2)
+      total = (self.lam_trd * f["trd"] + self.lam_adv * f["adv"]
+               + self.lam_gan * (l_e + l_g) + self.fm_weight * fm)
+      return total, (f["stats"], {"eg_loss": total, "vae_transductive": f["trd"],
+                                  "vae_adversarial": f["adv"], "encoder_gan": l_e,
+                                  "generator_gan": l_g, "feature_matching": fm})
 
-    eg_params = {"enc": enc["params"], "gen": gen["params"]}
-    (_, (eg_bs, m_eg)), g = jax.value_and_grad(eg_loss, has_aux=True)(eg_params)
-    enc = update_side(enc, g["enc"], self.side_tx["enc"], eg_bs["enc"])
-    gen = update_side(gen, g["gen"], self.side_tx["gen"], eg_bs["gen"])
+    names = ("enc", "gen") if self.use_encoder else ("gen",)
+    (_, (bs, metrics)), g = jax.value_and_grad(eg_loss, has_aux=True)(
+        {k: state.aux[k]["params"] for k in names})
+    aux = dict(state.aux)
+    for k in names:
+      aux[k] = update_side(state.aux[k], g[k], self.side_tx[k], bs[k])
+    return state.replace(aux=aux), metrics
 
-    # ---- Alg. 1 lines 14–16: D descends Eq. 12, with the updated E and G -------------------
-    # Train-mode E/G forwards without gradients; their batch statistics are not kept twice.
-    (mu_l, lv_l), bs_e = apply_train(self.enc, enc["params"], enc["batch_stats"], x_l, y_l)
-    (mu_u, lv_u), _ = apply_train(self.enc, enc["params"], bs_e, x_u, y_u)
+  def latents(self, state, b):
+    """E's (μ, log σ²) of the labeled and unlabeled batches: train mode, no gradient, batch
+    statistics not kept (they were updated by E's own phase)."""
+    enc = state.aux["enc"]
+    (mu_l, lv_l), bs_e = apply_train(self.enc, enc["params"], enc["batch_stats"], b["x_l"],
+                                     b["y_l"])
+    (mu_u, lv_u), _ = apply_train(self.enc, enc["params"], bs_e, b["x_u"], b["y_u"])
+    return jax.lax.stop_gradient((mu_l, lv_l, mu_u, lv_u))
+
+  def d_inputs(self, state, b, lat=None):
+    """D's (x, z, y) for its labeled, unlabeled and generated batches (z None without E)."""
+    keys = b["keys"]
+    gen = state.aux["gen"]
+    x_g = self._to_input(apply_train(self.gen, gen["params"], gen["batch_stats"], b["z_q"],
+                                     b["y_q"])[0])
+    xs = jax.lax.stop_gradient((b["x_l"], b["x_u"], x_g))
+    ys = (b["y_l"], b["y_u"], b["y_q"])
+    if not self.use_encoder:
+      return xs, None, ys
+    mu_l, lv_l, mu_u, lv_u = self.latents(state, b) if lat is None else lat
     z_l = gen_lib.reparameterize(keys[7], mu_l, lv_l)
     z_u = gen_lib.reparameterize(keys[8], mu_u, lv_u)
-    z_q, y_q = prior(keys[9], keys[10])
-    x_g = self._to_input(apply_train(self.gen, gen["params"], gen["batch_stats"], z_q, y_q)[0])
-    mu_l, mu_u, z_l, z_u, x_g = jax.lax.stop_gradient((mu_l, mu_u, z_l, z_u, x_g))
+    return xs, (z_l, z_u, b["z_q"]), ys
+
+  def d_phase(self, state, b, lat=None):
+    """Alg. 1 lines 14–16: D (classifier + real/fake head) descends Eq. 12."""
+    mask, labels = b["mask"], b["labels"]
+    xs, zs, ys = self.d_inputs(state, b, lat)
 
     def d_loss(params):
       ((logits_l, d_l, _), (_, d_u, _), (logits_g, d_g, _)), bs = self._disc(
-          params, state.batch_stats, (x_l, x_u, x_g), (z_l, z_u, z_q), (y_l, y_u, y_q),
-          keys[11])
+          params, state.batch_stats, xs, zs, ys, b["keys"][11])
       # Eq. 8: −log D(real) = softplus(−d); generated: −log(1 − D) = softplus(d).
       gan = (masked_mean(jax.nn.softplus(-d_l), mask) + jnp.mean(jax.nn.softplus(-d_u))
              + jnp.mean(jax.nn.softplus(d_g)))
-      # Eq. 9: labeled cross-entropy + cross-entropy of generated images with their labels.
-      ce_l = masked_mean(cross_entropy(logits_l, labeled["y"]), mask)
-      cls = ce_l + jnp.mean(cross_entropy(logits_g, jnp.argmax(y_q, -1)))
+      # Eq. 9: labeled cross-entropy + cross-entropy of generated images with the labels y
+      # that generated them (G(z, y) is meant to be of class y).
+      ce_l = masked_mean(cross_entropy(logits_l, labels), mask)
+      cls = ce_l + jnp.mean(cross_entropy(logits_g, jnp.argmax(b["y_q"], -1)))
       total = self.lam_gan * gan + self.lam_cls * cls
-      acc = masked_mean((logits_l.argmax(-1) == labeled["y"]).astype(jnp.float32), mask)
+      acc = masked_mean((logits_l.argmax(-1) == labels).astype(jnp.float32), mask)
       return total, (bs, {"loss": ce_l, "accuracy": acc, "d_loss": total, "d_gan": gan,
                           "d_cls": cls})
 
-    (_, (bs_d, m_d)), g = jax.value_and_grad(d_loss, has_aux=True)(state.params)
-    state = state.apply_gradients(grads=g, batch_stats=bs_d)
+    (_, (bs_d, metrics)), g = jax.value_and_grad(d_loss, has_aux=True)(state.params)
+    return state.apply_gradients(grads=g, batch_stats=bs_d), metrics
 
-    # ---- Alg. 1 lines 17–19: S descends Eq. 13 (= Eq. 6) on the updated E's means ---------
+  def s_phase(self, state, b, lat=None):
+    """Alg. 1 lines 17–19: S descends Eq. 13 (= Eq. 6) on E's means: labeled 1, unlabeled 0."""
+    mask = b["mask"]
+    mu_l, _, mu_u, _ = self.latents(state, b) if lat is None else lat
+    smp = state.aux["smp"]
+
     def s_loss(params):
-      return (masked_mean(bce_logits(s_apply(params, mu_l), 1.0), mask)
-              + jnp.mean(bce_logits(s_apply(params, mu_u), 0.0)))
+      s = lambda z: self.sampler.apply({"params": params}, z)
+      return (masked_mean(bce_logits(s(mu_l), 1.0), mask)
+              + jnp.mean(bce_logits(s(mu_u), 0.0)))
 
     l_s, g = jax.value_and_grad(s_loss)(smp["params"])
-    smp = update_side(smp, g, self.side_tx["smp"])
+    aux = dict(state.aux, smp=update_side(smp, g, self.side_tx["smp"]))
+    return state.replace(aux=aux), {"sampler_loss": l_s}
 
-    state = state.replace(aux={"enc": enc, "gen": gen, "smp": smp})
-    return state, {**m_eg, **m_d, "sampler_loss": l_s}
+  def train_step(self, state, labeled, unlabeled, rng):
+    b = self.prepare(state, labeled, unlabeled, rng)
+    state, m_eg = self.eg_phase(state, b)
+    # The updated E's latents serve D's phase and S's (E does not change in between).
+    lat = self.latents(state, b) if self.use_encoder else None
+    state, m_d = self.d_phase(state, b, lat)
+    m_s = {}
+    if self.use_encoder:
+      state, m_s = self.s_phase(state, b, lat)
+    return state, {**m_eg, **m_d, **m_s}
+
+
+@OBJECTIVES.register("aral_no_encoder")
+class ARALNoEncoder(ARAL):
+  """ARAL §4.3's "no encoder" ablation: G and D co-trained (Eqs. 7–9, 12), no E, no S.
+
+  D judges (x, y) pairs (no z input); the paper pairs it with BALD (`aral_no_encoder`).
+  """
+  name = "aral_no_encoder"
+
+  def __init__(self, *args, **kwargs):
+    kwargs["use_encoder"] = False
+    super().__init__(*args, **kwargs)

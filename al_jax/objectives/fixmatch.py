@@ -6,7 +6,9 @@ Cutout (`al_jax.data.randaugment`, on device); pseudo-label = argmax of the weak
 softmax (T = 1) kept where its probability ≥ 0.95; loss = CE(labeled) + λ_u · mean over the
 unlabeled batch of masked CE(strong, pseudo-label), λ_u = 1; μ = unlabeled/labeled batch
 ratio (the preset sets `train.unlabeled_batch_size` = μ · `train.batch_size`, μ = 7);
-learning rate × cos(7πk / 16K); evaluation with an EMA of the weights (decay 0.999).
+learning rate × cos(7πk / 16K) over optimiser steps k with an explicit horizon K
+(`cosine_steps`; FixMatch's and kekmodel's K = 2^20 in the paper presets); evaluation with an
+EMA of the weights (decay 0.999).
 
 EMA parameters (and BatchNorm statistics) live in `state.aux`; `model_state` returns the
 EMA model, as kekmodel evaluates `ema_model` (`--use-ema`).
@@ -17,11 +19,24 @@ import math
 import jax
 import jax.numpy as jnp
 
-from al_jax import optim
+from al_jax import ALError, numerics, optim
 from al_jax.data import randaugment
 from al_jax.objectives.base import OBJECTIVES, Objective, cross_entropy, masked_mean
 from al_jax.objectives.mean_teacher import ema_update
 from al_jax.state import ModelState
+
+
+def unlabeled_loss(l_weak, l_strong, threshold: float, temperature: float = 1.0):
+  """FixMatch's L_u (Sohn et al. 2020, Eq. 4): (1/μB) Σ 1(max q ≥ τ) CE(strong, argmax q).
+
+  q = softmax(weak logits / T), without gradient; the strong view is trained towards the weak
+  view's pseudo-label; the mean runs over the whole unlabeled batch (masked points count as 0).
+  Returns (loss, per-sample mask).
+  """
+  probs = jax.nn.softmax(jax.lax.stop_gradient(l_weak) / temperature)
+  conf, pseudo = probs.max(-1), probs.argmax(-1)
+  mask = (conf >= threshold).astype(l_strong.dtype)
+  return jnp.mean(cross_entropy(l_strong, pseudo) * mask), mask
 
 
 @OBJECTIVES.register("fixmatch")
@@ -34,7 +49,11 @@ class FixMatch(Objective):
     ema_batch_stats: also average the BatchNorm statistics into the EMA model (True: the
       early kekmodel version CRC used for its active-SSL tables, §4.3.2 footnote); False
       copies the student's statistics (the later version, used for §4.3.1).
-    cosine_7_16: multiply the epoch's learning rate by cos(7π·epoch / (16·epochs)).
+    cosine_7_16: multiply the learning rate by FixMatch's cos(7πk / 16K).
+    cosine_steps: K in optimiser steps, k = the step (kekmodel's `get_cosine_schedule_with_
+      warmup`, stepped every iteration; FixMatch §4 and kekmodel `--total-steps`: 2^20). A
+      cycle that stops before K keeps a higher rate (CRC's 350 epochs × 1,024 steps end at
+      cos(7π·358,400 / 16·2^20) ≈ 0.89). 0: K = the cycle's `train.epochs`, k = the epoch.
     randaugment_n, randaugment_m: RandAugmentMC(n, m).
     cutout: Cutout square side as a fraction of the image side (0.5 = 16 px on 32×32).
   """
@@ -43,7 +62,7 @@ class FixMatch(Objective):
 
   def __init__(self, model, prep, num_classes, optim_cfg, epochs, threshold: float = 0.95,
                lambda_u: float = 1.0, temperature: float = 1.0, ema_decay: float = 0.999,
-               ema_batch_stats: bool = True, cosine_7_16: bool = True,
+               ema_batch_stats: bool = True, cosine_7_16: bool = True, cosine_steps: int = 0,
                randaugment_n: int = 2, randaugment_m: int = 10, cutout: float = 0.5,
                **kwargs):
     super().__init__(model, prep, num_classes, optim_cfg, epochs, **kwargs)
@@ -53,6 +72,9 @@ class FixMatch(Objective):
     self.ema_decay = float(ema_decay)
     self.ema_batch_stats = bool(ema_batch_stats)
     self.cosine_7_16 = bool(cosine_7_16)
+    if cosine_steps < 0:
+      raise ALError(f"fixmatch cosine_steps must be >= 0, got {cosine_steps}")
+    self.cosine_steps = int(cosine_steps)
     self.ra = (int(randaugment_n), int(randaugment_m), float(cutout))
 
   def init(self, rng, example_x):
@@ -63,12 +85,17 @@ class FixMatch(Objective):
 
   def start_epoch(self, state, epoch):
     state = super().start_epoch(state, epoch)
-    if not self.cosine_7_16:
-      return state
-    # kekmodel's get_cosine_schedule_with_warmup (no warm-up), stepped per epoch here.
+    if not self.cosine_7_16 or self.cosine_steps:
+      return state  # per-step factor: `_step_factor` in the step
+    # cos(7π·epoch / 16·epochs): the schedule stepped per epoch over the cycle.
     lr = optim.lr_at_epoch(self.optim_cfg, epoch, self.epochs)
     lr *= max(0.0, math.cos(7.0 * math.pi * epoch / (16.0 * max(1, self.epochs))))
     return state.replace(opt_state=optim.set_learning_rate(state.opt_state, lr))
+
+  def step_factor(self, step):
+    """cos(7πk / 16K) at optimiser step k (clipped at 0 past K: kekmodel's `max(0, ·)`)."""
+    k = step.astype(numerics.float_dtype())
+    return jnp.maximum(0.0, jnp.cos(7.0 * math.pi * k / (16.0 * self.cosine_steps)))
 
   def model_state(self, state):
     stats = state.aux["ema_batch_stats"] if self.ema_batch_stats else state.batch_stats
@@ -89,15 +116,21 @@ class FixMatch(Objective):
       logits, _, stats = self.forward_train(params, state.batch_stats, x, k_drop)
       l_x, l_w, l_s = logits[:n_l], logits[n_l:n_l + n_u], logits[n_l + n_u:]
       ce = masked_mean(cross_entropy(l_x, labeled["y"]), labeled["mask"])
-      probs = jax.nn.softmax(jax.lax.stop_gradient(l_w) / self.temperature)
-      conf, pseudo = probs.max(-1), probs.argmax(-1)
-      mask = (conf >= self.threshold).astype(jnp.float32)
-      lu = jnp.mean(cross_entropy(l_s, pseudo) * mask)
+      lu, mask = unlabeled_loss(l_w, l_s, self.threshold, self.temperature)
       return ce + self.lambda_u * lu, (l_x, stats, ce, lu, jnp.mean(mask))
 
     (loss, (logits, stats, ce, lu, rate)), grads = jax.value_and_grad(
         loss_fn, has_aux=True)(state.params)
-    state = state.apply_gradients(grads=grads, batch_stats=stats)
+    if self.cosine_7_16 and self.cosine_steps:
+      # The epoch's rate (from `config.optim`) × the per-step factor for this update only;
+      # the stored rate stays the epoch's.
+      base = state.opt_state.hyperparams["learning_rate"]
+      state = state.replace(opt_state=optim.set_learning_rate(
+          state.opt_state, base * self.step_factor(state.step)))
+      state = state.apply_gradients(grads=grads, batch_stats=stats)
+      state = state.replace(opt_state=optim.set_learning_rate(state.opt_state, base))
+    else:
+      state = state.apply_gradients(grads=grads, batch_stats=stats)
     aux = dict(state.aux)
     aux["ema_params"] = ema_update(aux["ema_params"], state.params, self.ema_decay)
     aux["ema_batch_stats"] = (ema_update(aux["ema_batch_stats"], stats, self.ema_decay)

@@ -35,6 +35,16 @@ def gaussian_kl(mu: jnp.ndarray, logvar: jnp.ndarray) -> jnp.ndarray:
   return -0.5 * jnp.sum(1.0 + logvar - mu ** 2 - jnp.exp(logvar), -1)
 
 
+KL_REDUCTIONS = ("mean", "sum")
+
+
+def reduce_batch(v: jnp.ndarray, mask=None, reduction: str = "mean") -> jnp.ndarray:
+  """Per-sample values → a batch mean or a batch sum (padding masked out either way)."""
+  if reduction == "sum":
+    return jnp.sum(v) if mask is None else jnp.sum(v * mask)
+  return jnp.mean(v) if mask is None else masked_mean(v, mask)
+
+
 def mse(a: jnp.ndarray, b: jnp.ndarray) -> jnp.ndarray:
   """Per-sample mean squared error over pixels (PyTorch's MSELoss per sample)."""
   return jnp.mean((a - b) ** 2, axis=tuple(range(1, a.ndim)))
@@ -86,6 +96,9 @@ class VAAL(Objective):
     adversary_param: λ of the encoder's adversarial term (1).
     vae_lr, sampler_lr: Adam learning rates (5e-4).
     num_vae_steps, num_adv_steps: VAE and sampler steps per task step (2, 1).
+    kl_reduction: "sum" — β·KL summed over the batch and the latent dimensions while the MSE
+      is a per-pixel mean, as the official solver's `vae_loss` (KL ≈ B× the per-sample
+      weight); "mean" — KL averaged over the batch (the per-sample β-VAE ELBO).
   """
   name = "vaal"
   uses_unlabeled = True
@@ -94,8 +107,12 @@ class VAAL(Objective):
                vae_widths: Sequence[int] = (32, 64), vae_kernel: int = 4,
                sampler_hidden: Sequence[int] = (512, 512, 512, 512), beta: float = 1.0,
                adversary_param: float = 1.0, vae_lr: float = 5e-4, sampler_lr: float = 5e-4,
-               num_vae_steps: int = 2, num_adv_steps: int = 1, **kwargs):
+               num_vae_steps: int = 2, num_adv_steps: int = 1, kl_reduction: str = "sum",
+               **kwargs):
     super().__init__(model, prep, num_classes, optim_cfg, epochs, **kwargs)
+    if kl_reduction not in KL_REDUCTIONS:
+      raise ALError(f"vaal kl_reduction must be one of {KL_REDUCTIONS}, got {kl_reduction!r}")
+    self.kl_reduction = kl_reduction
     if num_vae_steps < 1 or num_adv_steps < 1:
       raise ALError(f"vaal needs num_vae_steps, num_adv_steps >= 1, got "
                     f"{num_vae_steps}, {num_adv_steps}")
@@ -171,9 +188,10 @@ class VAAL(Objective):
       # Separate forwards for labeled and unlabeled batches, as the official solver.
       (rec_l, _, mu_l, lv_l), bs = apply_train(self.vae, params, batch_stats, x_l, k_l)
       (rec_u, _, mu_u, lv_u), bs = apply_train(self.vae, params, bs, x_u, k_u)
-      # Eq. 1: reconstruction (MSE) + β·KL for both sets.
-      trd = (masked_mean(mse(rec_l, x_l) + self.beta * gaussian_kl(mu_l, lv_l), mask)
-             + jnp.mean(mse(rec_u, x_u) + self.beta * gaussian_kl(mu_u, lv_u)))
+      # Eq. 1: reconstruction (MSE) + β·KL for both sets; KL reduced as `kl_reduction`.
+      kl = lambda mu, lv, m=None: reduce_batch(gaussian_kl(mu, lv), m, self.kl_reduction)
+      trd = (masked_mean(mse(rec_l, x_l), mask) + jnp.mean(mse(rec_u, x_u))
+             + self.beta * (kl(mu_l, lv_l, mask) + kl(mu_u, lv_u)))
       # Eq. 2: the encoder wants S to call both labeled and unlabeled latents "labeled".
       s_p = smp["params"]
       adv = (masked_mean(bce_logits(self.sampler.apply({"params": s_p}, mu_l), 1.0), mask)

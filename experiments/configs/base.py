@@ -25,6 +25,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.al.val_size = 0              # held-out labeled validation split (0 = none)
   c.al.pool_copies = 1           # the pool holds each training image this many times
                                  # ("repeated MNIST", Kirsch et al. 2019; CRC Proposition 2)
+  c.al.full_labels = False       # reference run: every training point labeled, one cycle
 
   c.train = ml_collections.ConfigDict()
   c.train.epochs = 40            # epochs per cycle
@@ -37,6 +38,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.train.flip = "dataset"       # horizontal flips: "dataset" (its default), "on" or "off"
   c.train.early_stopping = False  # pick the best epoch on the validation split
   c.train.early_stopping_patience = 0  # stop after this many epochs without improvement (0: never)
+  c.train.initial_trials = 1     # cycle 0: train this many models, keep the median on validation
 
   c.model = ml_collections.ConfigDict()
   c.model.name = "small_cnn"
