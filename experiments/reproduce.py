@@ -227,10 +227,15 @@ def reproduce(claim_names, dataset: str, seeds, workdir: str, preset: str = "cpu
   if os.path.exists(workdir) and not os.path.isdir(workdir):
     raise ALError(f"--workdir {workdir} exists and is not a directory")
   runs_dir = os.path.join(workdir, "runs")
-  if (os.path.isdir(workdir) and os.listdir(workdir)
+  if (os.path.isdir(workdir) and set(os.listdir(workdir)) - {".xla_cache"}
       and not os.path.exists(os.path.join(runs_dir, "study.json"))):
     raise ALError(f"workdir {workdir} is not empty and holds no ledger; choose another")
   resume = os.path.exists(os.path.join(runs_dir, "study.json"))
+  # Every seed of a member compiles the same steps: XLA's persistent cache (in the ledger's
+  # workdir) compiles them once per member instead of once per run.
+  import jax
+  os.makedirs(workdir, exist_ok=True)
+  jax.config.update("jax_compilation_cache_dir", os.path.join(workdir, ".xla_cache"))
   log(f"ledger: {len(claims)} claims, {len(configs) // len(seeds)} members × "
       f"{len(seeds)} seeds on {dataset} ({preset}); "
       + ("continuing" if resume else "starting") + f" in {workdir}")
