@@ -151,7 +151,8 @@ def _commit() -> str:
     return "unknown (not a git checkout)"
 
 
-def write_ledger(workdir: str, claims, configs, command: str, seconds: float) -> Dict:
+def write_ledger(workdir: str, claims, configs, command: str, seconds: float,
+                 commit: str = "") -> Dict:
   """Decides every claim on the finished runs and writes REPRODUCTION.md; returns verdicts."""
   from experiments import claims as claims_lib
   runs_dir = os.path.join(workdir, "runs")
@@ -161,7 +162,7 @@ def write_ledger(workdir: str, claims, configs, command: str, seconds: float) ->
   c0 = configs[0]
   seeds = sorted({c.seed for c in configs})
   lines = [f"# Reproduction ledger: {c0.dataset}, {c0.preset} preset", "",
-           f"Command: `{command}`  ", f"Commit: `{_commit()}`  ",
+           f"Command: `{command}`  ", f"Commit: `{commit or _commit()}`  ",
            f"Seeds: {', '.join(map(str, seeds))}; written "
            f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; member "
            f"training + query time {seconds / 60:.1f} min (sum over runs).", "",
@@ -220,6 +221,7 @@ def reproduce(claim_names, dataset: str, seeds, workdir: str, preset: str = "cpu
   from al_jax import ALError
   from experiments import claims as claims_lib
   from experiments import study as study_lib
+  commit = _commit()  # the code that runs, whatever the checkout becomes meanwhile
   claims = claims_lib.get_claims(claim_names, dataset)
   if not claims:
     raise ALError(f"no claim is defined for dataset {dataset!r}")
@@ -247,7 +249,7 @@ def reproduce(claim_names, dataset: str, seeds, workdir: str, preset: str = "cpu
     for r in load_member_runs(runs_dir, [c]).get(c.method, {}).get(c.seed, claims_lib.Run(
         [], "")).rows:
       seconds += r["train_seconds"] + r["query_seconds"]
-  return write_ledger(workdir, claims, configs, command, seconds)
+  return write_ledger(workdir, claims, configs, command, seconds, commit)
 
 
 def main(argv):
