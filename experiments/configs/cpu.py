@@ -15,7 +15,9 @@ from experiments.configs import base
 # on the raw pixels with few labels). Measured against the linear-probe floor
 # (experiments/floors.py), 3 seeds: BUILD_NOTES "CPU presets".
 _LEARN = {"optim.schedule": "cosine", "model.kwargs.flatten": True}
-_MNIST_CPU = {**_LEARN, "al.initial": 100, "al.budget": 100, "al.subset": 5000,
+# 28×28 datasets start at 200 labels: at 100 the CNN beats the linear probe on the same labels
+# by only 1.0 point (0.721 vs 0.711, fashion_mnist, 3 seeds); from 200 on by ≥ 3.
+_MNIST_CPU = {**_LEARN, "al.initial": 200, "al.budget": 100, "al.subset": 5000,
               "train.epochs": 20, "train.min_steps_per_epoch": 30,
               "model.kwargs.widths": (32, 64, 128)}
 DATASET_OVERRIDES = {
