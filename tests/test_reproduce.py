@@ -14,7 +14,7 @@ quiet = lambda s: None
 M = claims_lib.Measurement
 
 # Shrinks every member to seconds (as tests/conftest.py's tiny_config).
-TINY = (("al.initial", 20), ("al.budget", 10), ("al.cycles", 3), ("train.epochs", 2),
+TINY = (("al.initial", 20), ("al.budget", 10), ("al.cycles", 2), ("train.epochs", 2),
         ("train.batch_size", 16), ("train.unlabeled_batch_size", 16),
         ("eval.chunk_size", 128), ("model.kwargs.widths", (8, 16)),
         ("model.kwargs.hidden", 32))
