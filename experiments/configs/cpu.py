@@ -1,7 +1,7 @@
 """CPU-scale preset: one full AL run of any method on `digits` in a few minutes on 2 cores.
 
     python -m experiments.main --method=entropy --dataset=digits --workdir=/tmp/entropy
-    # expected: 5 cycles, 40 → 200 labels, last-cycle test accuracy ≈ 0.93–0.96
+    # expected: 5 cycles, 40 → 200 labels, last-cycle test accuracy ≈ 0.97 (0.968–0.974 over seeds 0–2)
 
 Method-specific settings live in `METHOD_OVERRIDES`; dataset-specific ones in
 `DATASET_OVERRIDES`. Each entry overrides only what differs from base.py.
