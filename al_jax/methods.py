@@ -1,6 +1,6 @@
 """Named methods: a preset pairing of a training objective with an acquisition function.
 
-DESIGN.md: method = training objective × acquisition function. The papers'
+Method = training objective × acquisition function (docs/architecture.md). The papers'
 ablations are other pairs, reachable with --objective/--acquisition.
 """
 
@@ -77,7 +77,7 @@ for _obj, _suffix in (("mean_teacher", "mt"), ("fixmatch", "fixmatch")):
   register_method(f"entropy_{_suffix}", _obj, "entropy", f"max-entropy, {_obj} training")
   register_method(f"confidence_{_suffix}", _obj, "least_confidence",
                   f"least confidence, {_obj} training")
-# LPLgrad family (issue 3): LPLgrad and the baselines of its paper, plus EGL and BALD.
+# LPLgrad family: LPLgrad and the baselines of its paper, plus EGL and BALD.
 register_method("lplgrad", "loss_pred", "entropy_gradnorm",
                 "LPLgrad: loss-prediction training + entropy gradient norm")
 register_method("ll4al", "loss_pred", "predicted_loss", "Learning Loss (Yoo & Kweon 2019)")

@@ -19,7 +19,7 @@ DATASET_OVERRIDES = {
     "cifar100": {"al.initial": 500, "al.budget": 500, "train.epochs": 15},
 }
 
-# method name → {dotted key: value}; method issues add their own entries.
+# method name → {dotted key: value}; each method adds its own entries.
 METHOD_OVERRIDES = {}
 # PT4AL: one pretext-loss batch per cycle (5 cycles on every cpu dataset).
 METHOD_OVERRIDES["pt4al"] = {"acquisition_kwargs.num_batches": 5}
@@ -78,7 +78,7 @@ def get_config(method: str, dataset: str, protocol: str = ""):
     c.protocol = protocol
   return c
 
-# CRC and its SSL baselines (issue 5). Semi-supervised objectives need more steps than the
+# CRC and its SSL baselines. Semi-supervised objectives need more steps than the
 # few labeled batches of an epoch: every epoch runs at least 10 steps (400 per cycle), and
 # the initial pool is class-balanced (CRC §4.1). Optimiser: the base Adam 1e-3 for every
 # objective at CPU scale (the paper presets use each method's own optimiser).
@@ -95,7 +95,7 @@ for _name in ("crc", "random_mt", "entropy_mt", "confidence_mt"):
   METHOD_OVERRIDES[_name] = _MT_CPU
 for _name in ("crc_fixmatch", "random_fixmatch", "entropy_fixmatch", "confidence_fixmatch"):
   METHOD_OVERRIDES[_name] = _FIXMATCH_CPU
-# ARAL (issue 6) on digits / fashion_mnist: the paper's MNIST networks (Gaussian-noise MLP
+# ARAL on digits / fashion_mnist: the paper's MNIST networks (Gaussian-noise MLP
 # discriminator, 3-layer MLP encoder/generator, d_z = 100) and MNIST learning rates (§4.1);
 # 10 labels per class to start, one pass over ~1,200 digits unlabeled images per epoch.
 #   python -m experiments.main --method=aral --dataset=digits --workdir=/tmp/aral
@@ -114,7 +114,7 @@ METHOD_OVERRIDES["aral"] = {
     "objective_kwargs.fm_weight": 1.0, "objective_kwargs.encoder_gan": "bigan",
     "objective_kwargs.eg_lr": 1e-3, "objective_kwargs.sampler_lr": 3e-3,
 }
-# VAAL (issue 6): the same schedule as ARAL so the two compare; a small VAE for 2 CPU cores.
+# VAAL: the same schedule as ARAL so the two compare; a small VAE for 2 CPU cores.
 METHOD_OVERRIDES["vaal"] = {
     "al.initial": 100, "al.class_balanced": True, "al.budget": 20, "al.cycles": 4,
     "train.epochs": 20, "train.min_steps_per_epoch": 20, "train.unlabeled_batch_size": 64,
