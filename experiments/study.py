@@ -264,6 +264,7 @@ def _run_in_workers(todo, num_members: int, workers: int, log, progress_mode: st
   for p in procs:
     p.start()
   rundir = {i: rd for i, _, rd, _ in todo}
+  labels = {i: f"{c.method} seed {c.seed}" for i, c, _, _ in todo}
   out, running, errors = {}, {}, []
   try:
     while len(out) + len(errors) < len(todo):
@@ -282,7 +283,7 @@ def _run_in_workers(todo, num_members: int, workers: int, log, progress_mode: st
       elif kind == "done":
         running.pop(i, None)
         out[rundir[i]] = payload
-        log(f"[{i + 1}/{num_members}] {os.path.relpath(rundir[i])}: finished")
+        log(f"[{i + 1}/{num_members}] {labels[i]}: finished")
       else:
         running.pop(i, None)
         errors.append(payload)
