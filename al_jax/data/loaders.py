@@ -16,6 +16,7 @@ benchmark shares the same pool and test set.
   nothing is downloaded from here.
 """
 
+import contextlib
 import gzip
 import os
 
@@ -208,6 +209,19 @@ def _not_prepared_message(name: str, tfds_name: str, root: str) -> str:
           f"--dataset={name} --data_dir={root}")
 
 
+@contextlib.contextmanager
+def _quiet_absl():
+  """Silences TFDS's absl warnings about absent version folders while looking for data: the
+  one-line error below says what the user needs."""
+  from absl import logging as absl_logging  # pylint: disable=g-import-not-at-top
+  old = absl_logging.get_verbosity()
+  absl_logging.set_verbosity(absl_logging.ERROR)
+  try:
+    yield
+  finally:
+    absl_logging.set_verbosity(old)
+
+
 def _read_split(source, image_shape) -> tuple[np.ndarray, np.ndarray]:
   """Reads a whole TFDS data source into uint8 images and int32 labels."""
   # Item by item: `source.__getitems__` is ~2x faster (4.4 s vs 10.4 s for 50k
@@ -251,8 +265,10 @@ def _load_tfds(name: str, tfds_name: str, data_dir: str | None, *, flip: bool,
   # Building a builder only reads local metadata (TFDS's GCS lookups are off by
   # default), so the check below is instant. `tfds.load` would instead try to
   # download, retrying for minutes when offline.
-  builder = tfds.builder(tfds_name, data_dir=data_dir)
-  if not builder.is_prepared():
+  with _quiet_absl():
+    builder = tfds.builder(tfds_name, data_dir=data_dir)
+    prepared = builder.is_prepared()
+  if not prepared:
     raise ALError(_not_prepared_message(name, tfds_name,
                                         os.fspath(builder.data_dir_root)))
   try:
@@ -280,7 +296,8 @@ def _tfds_prepared(tfds_name: str, data_dir: str) -> bool:
   if not os.path.isdir(os.path.join(data_dir, tfds_name)):
     return False
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-  return tfds.builder(tfds_name, data_dir=data_dir).is_prepared()
+  with _quiet_absl():
+    return tfds.builder(tfds_name, data_dir=data_dir).is_prepared()
 
 
 @DATASETS.register("fashion_mnist")
