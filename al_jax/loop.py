@@ -42,8 +42,8 @@ def _to_dict(config) -> Dict[str, Any]:
   return config.to_dict() if hasattr(config, "to_dict") else dict(config)
 
 
-def validate(config, num_train: int) -> None:
-  """Checks the AL schedule against the pool before any work is done."""
+def check_settings(config) -> None:
+  """Checks the settings that need no data: sizes positive, seeds and counts non-negative."""
   al, tr = config.al, config.train
   for name, v in (("cycles", al.cycles), ("epochs", tr.epochs), ("initial", al.initial),
                   ("budget", al.budget), ("batch_size", tr.batch_size),
@@ -56,6 +56,12 @@ def validate(config, num_train: int) -> None:
                   ("train.min_steps_per_epoch", tr.min_steps_per_epoch)):
     if v < 0:
       raise ALError(f"{name} must be non-negative, got {v}")
+
+
+def validate(config, num_train: int) -> None:
+  """Checks the AL schedule against the pool before any work is done."""
+  check_settings(config)
+  al = config.al
   need = al.initial + al.budget * (al.cycles - 1)
   if al.initial > num_train:
     raise ALError(f"initial pool {al.initial} is larger than the {num_train}-point pool")

@@ -201,8 +201,10 @@ def main(argv):
     seeds, shard = check_flags()
     methods, acquisition = resolve_methods()
     configs = [build_config(m, s, acquisition) for m in methods for s in seeds]
+    import al_jax.loop as loop  # imported here so --help stays fast
     for c in configs:
       c.lock()
+      loop.check_settings(c)  # before a workdir or a JAX client exists
     study = len(configs) > 1 or shard is not None
     in_workers = study and FLAGS.workers > 1
     if in_workers:
@@ -213,7 +215,6 @@ def main(argv):
       if FLAGS.distributed:
         jax.distributed.initialize()
       devices = jax.devices()
-    import al_jax.loop as loop  # imported here so --help stays fast
     workdir = FLAGS.workdir or tempfile.mkdtemp(prefix="al_jax_")
     log.info("al_jax: %s on %s (%s preset), seeds %s, devices %s, workdir %s",
              ",".join(methods), FLAGS.dataset, FLAGS.preset, seeds, devices, workdir)

@@ -224,12 +224,23 @@ def _quiet_absl():
 
 def _read_split(source, image_shape) -> tuple[np.ndarray, np.ndarray]:
   """Reads a whole TFDS data source into uint8 images and int32 labels."""
-  # Item by item: `source.__getitems__` is ~2x faster (4.4 s vs 10.4 s for 50k
-  # CIFAR-sized PNGs, 2-core CPU) but tfds 4.9.10's `tfds.testing.mock_data`
-  # cannot serve it (its mock `__getitems__` is not bound to the source).
+  # Batched `source.__getitems__` is ~2x faster than item by item (4.4 s vs 10.4 s
+  # for 50k CIFAR-sized PNGs; 2.1 s vs 3.8 s for 10k Fashion-MNIST, 2-core CPU), but
+  # tfds 4.9.10's `tfds.testing.mock_data` cannot serve it (its mock `__getitems__`
+  # is not bound to the source): fall back to items there.
   num = len(source)
   images = np.empty((num, *image_shape), np.uint8)
   labels = np.empty((num,), np.int32)
+  chunk = 4096
+  try:
+    for start in range(0, num, chunk):
+      for i, example in enumerate(source.__getitems__(list(range(start, min(num, start + chunk)))),
+                                  start):
+        images[i] = example["image"]
+        labels[i] = example["label"]
+    return images, labels
+  except (TypeError, AttributeError):
+    pass
   for i in range(num):
     example = source[i]
     images[i] = example["image"]
