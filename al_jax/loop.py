@@ -24,6 +24,7 @@ from al_jax import diagnostics as diag_lib
 from al_jax import metrics as metrics_lib
 from al_jax import objectives as obj_lib
 from al_jax import parallel
+from al_jax import progress as progress_lib
 from al_jax import results as results_lib
 from al_jax.data import DATASETS, Pool, Preprocess
 from al_jax.models import get_model
@@ -43,21 +44,34 @@ def _to_dict(config) -> Dict[str, Any]:
   return config.to_dict() if hasattr(config, "to_dict") else dict(config)
 
 
-def validate(config, num_train: int) -> None:
-  """Checks the AL schedule against the pool before any work is done."""
+def check_settings(config) -> None:
+  """Checks the settings that need no data: sizes positive, seeds and counts non-negative."""
   al, tr = config.al, config.train
   for name, v in (("cycles", al.cycles), ("epochs", tr.epochs), ("initial", al.initial),
-                  ("budget", al.budget), ("batch_size", tr.batch_size)):
+                  ("budget", al.budget), ("batch_size", tr.batch_size),
+                  ("unlabeled_batch_size", tr.unlabeled_batch_size),
+                  ("eval.chunk_size", config.eval.chunk_size)):
     if v <= 0:
       raise ALError(f"{name} must be positive, got {v}")
-  if al.get("full_labels", False):
-    if al.cycles != 1:
-      raise ALError(f"al.full_labels trains one reference model on every label: set "
-                    f"al.cycles=1 (got {al.cycles})")
-    return
+  # numpy's seed sequences and the pools' random streams take non-negative integers only.
+  for name, v in (("seed", config.seed), ("al.subset", al.subset), ("al.val_size", al.val_size),
+                  ("train.min_steps_per_epoch", tr.min_steps_per_epoch)):
+    if v < 0:
+      raise ALError(f"{name} must be non-negative, got {v}")
+  if al.get("full_labels", False) and al.cycles != 1:
+    raise ALError(f"al.full_labels trains one reference model on every label: set "
+                  f"al.cycles=1 (got {al.cycles})")
   if tr.get("initial_trials", 1) > 1 and al.val_size <= 0:
     raise ALError("train.initial_trials > 1 keeps the median model on the validation split: "
                   "set al.val_size")
+
+
+def validate(config, num_train: int) -> None:
+  """Checks the AL schedule against the pool before any work is done."""
+  check_settings(config)
+  al = config.al
+  if al.get("full_labels", False):
+    return
   need = al.initial + al.budget * (al.cycles - 1)
   if al.initial > num_train:
     raise ALError(f"initial pool {al.initial} is larger than the {num_train}-point pool")
@@ -92,16 +106,27 @@ class ActiveLearner:
     config: resolved ConfigDict (see experiments/configs).
     workdir: output directory; None keeps everything in memory (tests, notebooks).
     log: logging function.
+    progress: an `al_jax.progress.Progress` for bars or periodic lines within a cycle
+      (training steps, scoring chunks); None shows only the per-epoch and per-cycle lines.
+    tensorboard: write TensorBoard event files to `<workdir>/tensorboard` (needs a workdir).
   """
 
   def __init__(self, config, workdir: Optional[str] = None,
-               log: Callable[[str], None] = logger.info):
+               log: Callable[[str], None] = logger.info,
+               progress: Optional[progress_lib.Progress] = None, tensorboard: bool = False):
     self.config = config
     self.log = log
+    self.progress = progress
+    if tensorboard and not workdir:
+      raise ALError("tensorboard event files need a workdir")
+    self.tensorboard = tensorboard
+    self.tb: Optional[progress_lib.TensorBoardWriter] = None
     self.workdir = results_lib.Workdir(workdir) if workdir else None
     ds = DATASETS.get(config.dataset)(data_dir=config.get("data_dir") or None, seed=config.seed)
     self.dataset = ds
     x, y = ds.x_train, ds.y_train
+    if config.seed < 0:  # before the validation split draws with it
+      raise ALError(f"seed must be non-negative, got {config.seed}")
     self.val_idx = np.zeros(0, np.int64)
     if config.al.val_size > 0:
       # A held-out labeled split carved from the train set for early stopping (CRC §4):
@@ -202,10 +227,22 @@ class ActiveLearner:
       state = self.objective.warm_start(jax.tree_util.tree_map(jnp.copy, prev_state), state)
     if self.dp is not None:
       state = self.dp.replicate(state)
-    labeled = pool.labeled
-    unlabeled = pool.unlabeled
     y_visible = self._put(pool.visible_labels())
     k_cycle = self._put(k_train)
+    # Steps per epoch are fixed within a cycle (epoch_batches), so the total is known.
+    steps = max(math.ceil(pool.num_labeled / tr.batch_size), tr.min_steps_per_epoch)
+    label = f"cycle {cycle + 1}/{cfg.al.cycles} train" + (f" (trial {trial + 1})" if trial else "")
+    task = (self.progress.task(label, tr.epochs * steps) if self.progress is not None else None)
+    try:
+      return self._train_epochs(cycle, pool, state, y_visible, k_cycle, task, stream)
+    finally:
+      if task is not None:
+        task.close()
+
+  def _train_epochs(self, cycle, pool, state, y_visible, k_cycle, task, stream):
+    cfg = self.config
+    tr = cfg.train
+    labeled, unlabeled = pool.labeled, pool.unlabeled
     # A full-label reference run has no unlabeled points: SSL terms then see the training
     # images (labels hidden from them as always).
     unl_source = unlabeled if len(unlabeled) else labeled
@@ -224,11 +261,26 @@ class ActiveLearner:
       unl = self._put_batch(unl, axis=1)
       state = self.objective.start_epoch(state, epoch)
       sums = None
+      pending = []  # steps dispatched but not yet finished: the bar counts finished ones
       for s in range(len(pos)):
         state, m = self._step(state, self.x_dev, y_visible, lab_idx[s], masks[s], unl[s],
                               k_cycle)
         sums = m if sums is None else jax.tree_util.tree_map(jnp.add, sums, m)
+        if task is not None:
+          # Polling readiness keeps dispatch asynchronous (no sync per step).
+          pending.append(jax.tree_util.tree_leaves(m)[0])
+          done = 0
+          while done < len(pending) and pending[done].is_ready():
+            done += 1
+          task.update(done)
+          del pending[:done]
       means = {k: float(v) / len(pos) for k, v in sums.items()}
+      if task is not None:
+        task.update(len(pending))
+        task.set_postfix(f"epoch {epoch + 1}/{tr.epochs} "
+                         + " ".join(f"{k} {v:.4f}" for k, v in sorted(means.items())))
+      if self.tb is not None:
+        self.tb.train_epoch(cycle * tr.epochs + epoch, means)
       if not all(math.isfinite(v) for v in means.values()):
         bad = [k for k, v in means.items() if not math.isfinite(v)]
         raise ALError(f"non-finite {', '.join(bad)} at cycle {cycle} epoch {epoch + 1}; "
@@ -237,6 +289,8 @@ class ActiveLearner:
         acc = self.evaluate(state, self.x_val, self.y_val)["accuracy"]
         if best is None or acc > best[0]:
           best = (acc, jax.tree_util.tree_map(jnp.copy, state), epoch)
+        if self.tb is not None:
+          self.tb.train_epoch(cycle * tr.epochs + epoch, {"val_accuracy": acc})
         patience = tr.get("early_stopping_patience", 0)
         if patience and epoch - best[2] >= patience:
           self.log(f"cycle {cycle + 1}/{cfg.al.cycles} | no validation improvement for "
@@ -266,10 +320,24 @@ class ActiveLearner:
     mstate = self.objective.model_state(state)
     if self.acquisition.needs_previous:
       mstate = mstate.replace(prev_variables=prev_variables)
-    return acq_lib.acquire(self.acquisition, mstate, self.x_dev, pool, self.config.al.budget,
-                           jax.random.fold_in(self.k_acq, cycle), self.prep,
-                           self.config.eval.chunk_size, self.config.al.subset,
-                           dp=self.dp, cycle=cycle, run_rng=self.k_acq)
+    task = None
+
+    def on_chunk(done: int, total: int) -> None:
+      nonlocal task
+      if task is None:
+        task = self.progress.task(f"cycle {cycle + 1}/{self.config.al.cycles} score",
+                                  total, "chunk")
+      task.update(done - task.done)
+
+    try:
+      return acq_lib.acquire(self.acquisition, mstate, self.x_dev, pool,
+                             self.config.al.budget, jax.random.fold_in(self.k_acq, cycle),
+                             self.prep, self.config.eval.chunk_size, self.config.al.subset,
+                             dp=self.dp, cycle=cycle, run_rng=self.k_acq,
+                             progress=on_chunk if self.progress is not None else None)
+    finally:
+      if task is not None:
+        task.close()
 
   def diagnose(self, cycle: int, state, pool: Pool, prev_variables=None) -> Dict[str, Any]:
     """Loss-estimation report (al_jax.diagnostics) on an unlabeled probe and the test set."""
@@ -297,6 +365,9 @@ class ActiveLearner:
     finally:
       # Whatever stops the run (error, Ctrl-C), finished cycles' checkpoints are completed
       # and the workdir lock is released.
+      if self.tb is not None:
+        self.tb.close()
+        self.tb = None
       wd.close()
 
   def _run(self, resume: bool) -> List[Dict[str, Any]]:
@@ -317,6 +388,11 @@ class ActiveLearner:
         self.log("nothing to do: every cycle is finished")
         return wd.read_results()
     rows = wd.read_results() if wd is not None else []
+    if self.tensorboard:
+      # On resume, TensorBoard drops events a killed run wrote at or past the redone steps.
+      self.tb = progress_lib.TensorBoardWriter(
+          wd.path, train_purge_step=start * cfg.train.epochs if start else None,
+          test_purge_step=pool.num_labeled if start else None)
     for cycle in range(start, cfg.al.cycles):
       pool, prev_state = self._cycle(cycle, pool, prev_state, rows)
     return rows
@@ -377,6 +453,10 @@ class ActiveLearner:
     if trial_accs is not None:
       row["initial_trials_val_accuracy"] = [round(a, 6) for a in trial_accs]
     rows.append(row)
+    if self.tb is not None:
+      self.tb.test_cycle(pool.num_labeled, {
+          "accuracy": test["accuracy"], "ece": test["ece"], "nll": test["nll"],
+          "brier": test["brier"], "train_seconds": train_s, "query_seconds": query_s})
     self.log(f"cycle {cycle + 1}/{cfg.al.cycles} done | labeled {pool.num_labeled} | "
              f"test acc {test['accuracy']:.4f} | ece {test['ece']:.4f} | "
              f"nll {test['nll']:.4f} | train {train_s:.1f}s | query {query_s:.1f}s")
@@ -393,6 +473,8 @@ def _logits(state, x, rng):
   return state(x)[0]
 
 
-def run(config, workdir: Optional[str] = None, resume: bool = False, log=logger.info):
+def run(config, workdir: Optional[str] = None, resume: bool = False, log=logger.info,
+        progress: Optional[progress_lib.Progress] = None, tensorboard: bool = False):
   """Runs one AL experiment; returns the per-cycle result rows."""
-  return ActiveLearner(config, workdir, log).run(resume)
+  return ActiveLearner(config, workdir, log, progress=progress,
+                       tensorboard=tensorboard).run(resume)

@@ -1,6 +1,6 @@
 """Named methods: a preset pairing of a training objective with an acquisition function.
 
-DESIGN.md: method = training objective × acquisition function. The papers'
+Method = training objective × acquisition function (docs/architecture.md). The papers'
 ablations are other pairs, reachable with --objective/--acquisition.
 """
 
@@ -16,13 +16,13 @@ class Method(NamedTuple):
 
 
 METHODS: Dict[str, Method] = {
-    "random": Method("supervised", "random", "random sampling"),
-    "entropy": Method("supervised", "entropy", "max-entropy sampling"),
-    "least_confidence": Method("supervised", "least_confidence", "least-confidence sampling"),
+    "random": Method("supervised", "random", "random sampling (every paper's baseline)"),
+    "entropy": Method("supervised", "entropy", "max-entropy sampling (Settles 2009)"),
+    "least_confidence": Method("supervised", "least_confidence", "least-confidence sampling (Settles 2009)"),
     "confidence": Method("supervised", "least_confidence", "CRC's name for least confidence"),
-    "margin": Method("supervised", "margin", "smallest-margin sampling"),
+    "margin": Method("supervised", "margin", "smallest-margin sampling (Scheffer et al. 2001)"),
     # TOD (Huang et al. 2021) and its ablations (Table 1: Base+Semi, Base+Active; §5.4 EMAOD).
-    "tod": Method("tod_ema", "cod", "TOD: EMA consistency + cyclic output discrepancy"),
+    "tod": Method("tod_ema", "cod", "TOD (Huang et al. 2021): EMA consistency + cyclic output discrepancy"),
     "tod_semi_only": Method("tod_ema", "random", "TOD Base+Semi: EMA consistency, random"),
     "tod_active_only": Method("supervised", "cod", "TOD Base+Active: cross-entropy, COD"),
     "tod_emaod": Method("tod_ema", "emaod", "TOD §5.4: discrepancy to the EMA model"),
@@ -31,10 +31,10 @@ METHODS: Dict[str, Method] = {
     "crtcl_loss_only": Method("critic", "random", "CrtCl §V.E.1: critic losses, random"),
     "crtcl_select_only": Method("critic_no_gen", "critic",
                                 "CrtCl §V.E.2: critic trained, L_CG not backpropagated"),
-    "pt4al": Method("supervised", "pt4al", "PT4AL: rotation-loss batches, least confidence"),
+    "pt4al": Method("supervised", "pt4al", "PT4AL (Yi et al. 2022): rotation-loss batches, least confidence"),
     "vaal": Method("vaal", "vaal", "VAAL: β-VAE + sampler, lowest sampler score (Sinha 2019)"),
     "aral": Method("aral", "aral_sampler",
-                   "ARAL: VAAL co-trained with a semi-supervised conditional BiGAN"),
+                   "ARAL (Mottaghi & Yeung): VAAL co-trained with a semi-supervised conditional BiGAN"),
     "aral_no_encoder": Method("aral_no_encoder", "bald",
                               "ARAL §4.3 ablation: no encoder (G and D only), BALD"),
     "aral_labels_only": Method("supervised", "random",
@@ -74,16 +74,16 @@ def preset_method(objective: str, default: str) -> str:
 # CRC (Kong et al.): convergence rate control with semi-supervised training; the SSL
 # baselines of its Tables 4–6 are the same acquisitions under the same objectives.
 register_method("crc", "mean_teacher", "crc",
-                "CRC: groups maximising λ⁺_min of the eNTK, Mean Teacher training")
+                "CRC (Kong et al.): groups maximising λ⁺_min of the eNTK, Mean Teacher training")
 register_method("crc_fixmatch", "fixmatch", "crc", "CRC with FixMatch training (Tables 5–6)")
 for _obj, _suffix in (("mean_teacher", "mt"), ("fixmatch", "fixmatch")):
   register_method(f"random_{_suffix}", _obj, "random", f"random sampling, {_obj} training")
   register_method(f"entropy_{_suffix}", _obj, "entropy", f"max-entropy, {_obj} training")
   register_method(f"confidence_{_suffix}", _obj, "least_confidence",
                   f"least confidence, {_obj} training")
-# LPLgrad family (issue 3): LPLgrad and the baselines of its paper, plus EGL and BALD.
+# LPLgrad family: LPLgrad and the baselines of its paper, plus EGL and BALD.
 register_method("lplgrad", "loss_pred", "entropy_gradnorm",
-                "LPLgrad: loss-prediction training + entropy gradient norm")
+                "LPLgrad (its paper): loss-prediction training + entropy gradient norm")
 register_method("ll4al", "loss_pred", "predicted_loss", "Learning Loss (Yoo & Kweon 2019)")
 register_method("ent_gradnorm", "supervised", "entropy_gradnorm",
                 "Ent-GradNorm (Wang et al. 2022)")

@@ -116,7 +116,7 @@ def traced_gram(j1: jnp.ndarray, j2: jnp.ndarray) -> jnp.ndarray:
 
   Call under `_x64()` (the helpers below do): the products of float32 entries are exact in
   float64 and the sums keep ~1e-16 relative error, so the kernel resolves eigenvalues far
-  below a float32 contraction's n·eps32·λ_max (DESIGN.md: float32 gets rank and λ⁺_min wrong).
+  below a float32 contraction's n·eps32·λ_max (docs/architecture.md: float32 gets rank and λ⁺_min wrong).
   """
   return jnp.einsum("icp,jcp->ij", j1.astype(jnp.float64), j2.astype(jnp.float64),
                     precision=_HIGHEST)

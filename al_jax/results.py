@@ -1,4 +1,4 @@
-"""The workdir: config.json, results.jsonl, pools/, checkpoints/ (DESIGN.md "Outputs").
+"""The workdir: config.json, results.jsonl, pools/, checkpoints/ (docs/architecture.md "Outputs").
 
 Writes are crash-safe: JSON files are written to a temporary name and renamed,
 results rows are appended and fsynced one line at a time, and a resumed run

@@ -6,10 +6,11 @@ trace in TensorBoard or Perfetto). Speed targets are measured here, never in tes
 """
 
 import json
-import sys
 
-from absl import app, flags
+from absl import flags
 
+from al_jax import ALError
+from experiments import cli
 from experiments.benchmarks import SECTIONS
 
 FLAGS = flags.FLAGS
@@ -42,14 +43,18 @@ def print_table(title, rows):
 
 
 def main(argv):
-  del argv
+  if len(argv) > 1:
+    cli.fail(f"unexpected arguments: {' '.join(argv[1:])}")
   _load_sections()
   names = FLAGS.sections or sorted(SECTIONS)
   unknown = [n for n in names if n not in SECTIONS]
   if unknown:
-    print(f"error: unknown sections {unknown}; valid: {', '.join(sorted(SECTIONS))}",
-          file=sys.stderr)
-    sys.exit(2)
+    cli.fail(f"unknown sections {unknown}; valid: {', '.join(sorted(SECTIONS))}")
+  try:
+    cli.check_new_file("--json", FLAGS.json)
+    cli.check_dir_or_new("--profile_dir", FLAGS.profile_dir)
+  except ALError as e:
+    cli.fail(e)
   import jax
   print(f"devices: {jax.devices()}")
   out = {}
@@ -67,4 +72,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

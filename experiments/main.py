@@ -9,8 +9,13 @@ paired initial pools), one run workdir per pair under --workdir:
 
     python -m experiments.main --method=random,entropy,margin --seeds=0,1,2 --workdir=W
     python -m experiments.report --workdir=W
+
+`--workers=N` runs a study's members in N processes on this host, `--shard=K/N` only the
+K-th of N slices (a SLURM job array, several hosts); `--list` names every method, objective,
+acquisition function, model and dataset.
 """
 
+import contextlib
 import logging as std_logging
 import os
 import sys
@@ -18,24 +23,29 @@ import tempfile
 
 from absl import app, flags, logging
 
+from experiments import cli
 from experiments.configs import assign, parse_set
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("method", ["random"],
-                  "Method preset(s) (objective × acquisition pairings); several = a study.")
+                  "Method preset(s), e.g. random, entropy, tod, crtcl, lplgrad, crc, aral "
+                  "(objective × acquisition pairings; --list names them all); several = a study.")
 flags.DEFINE_string("objective", None, "Override the method's training objective.")
 flags.DEFINE_string("acquisition", None, "Override the method's acquisition function.")
-flags.DEFINE_string("dataset", "digits", "Dataset name.")
+flags.DEFINE_string("dataset", "digits", "Dataset: digits, synthetic, fashion_mnist, mnist, "
+                    "svhn, cifar10, cifar100 (python -m experiments.prepare_data prepares "
+                    "the TFDS ones).")
 flags.DEFINE_string("preset", "cpu", "Preset: cpu or paper.")
 flags.DEFINE_string("protocol", "", "Run every method under one paper's schedule (model, "
                     "optimiser, epochs, pools, subset R, augmentation, warm start): lplgrad, "
                     "tod or crtcl (experiments/configs/protocols.py).")
-flags.DEFINE_integer("seed", 0, "Random seed (initial pool, init, batches, acquisition).")
+flags.DEFINE_integer("seed", 0, "Random seed (initial pool, init, batches, acquisition).",
+                     lower_bound=0)
 flags.DEFINE_list("seeds", None, "Several seeds = a study (overrides --seed).")
-flags.DEFINE_integer("cycles", None, "Number of AL cycles.")
-flags.DEFINE_integer("initial", None, "Initial labeled pool size.")
-flags.DEFINE_integer("budget", None, "Points labeled per cycle.")
-flags.DEFINE_integer("epochs", None, "Training epochs per cycle.")
+flags.DEFINE_integer("cycles", None, "Number of AL cycles.", lower_bound=1)
+flags.DEFINE_integer("initial", None, "Initial labeled pool size.", lower_bound=1)
+flags.DEFINE_integer("budget", None, "Points labeled per cycle.", lower_bound=1)
+flags.DEFINE_integer("epochs", None, "Training epochs per cycle.", lower_bound=1)
 flags.DEFINE_string("workdir", None, "Output directory (default: a new temporary directory).")
 flags.DEFINE_string("data_dir", None, "TFDS data directory.")
 flags.DEFINE_bool("resume", False, "Continue the experiment in --workdir after its last cycle.")
@@ -44,8 +54,24 @@ flags.DEFINE_bool("diagnostics", False, "Write the loss-estimation report of the
 flags.DEFINE_multi_string("set", [], "Config override key=value (dotted keys).")
 flags.DEFINE_bool("distributed", False, "Multi-host: call jax.distributed.initialize() first "
                   "(coordinator and process ids from the environment, as on Cloud TPU/SLURM).")
-flags.DEFINE_string("ntk_backend", None, "Empirical-NTK backend of eNTK-based acquisitions "
-                    "(crc): native, or neural_tangents where neural-tangents imports.")
+flags.DEFINE_enum("ntk_backend", None, ["native", "neural_tangents"],
+                  "Empirical-NTK backend of eNTK-based acquisitions (crc): native, or "
+                  "neural_tangents where neural-tangents imports.")
+flags.DEFINE_bool("list", False, "Print every method (objective × acquisition, paper), "
+                  "objective, acquisition function, model and dataset, and exit.")
+flags.DEFINE_enum("progress", "auto", ["auto", "bar", "lines", "off"],
+                  "Progress within a cycle: a bar with ETA on a terminal (auto), plain lines "
+                  "every --progress_interval seconds otherwise, or off.")
+flags.DEFINE_float("progress_interval", 60.0, "Seconds between plain progress lines.",
+                   lower_bound=0.0)
+flags.DEFINE_bool("tensorboard", False, "Write TensorBoard event files (per-epoch train "
+                  "metrics, per-cycle test metrics) to WORKDIR/tensorboard; view with "
+                  "tensorboard --logdir=WORKDIR.")
+flags.DEFINE_integer("workers", 1, "Run a study's members in this many processes on this "
+                     "host (one accelerator each when there are several; a share of the CPU "
+                     "cores each on CPU).", lower_bound=1)
+flags.DEFINE_string("shard", None, "K/N: run only the K-th (0 <= K < N) of N disjoint slices "
+                    "of the study, e.g. --shard=$SLURM_ARRAY_TASK_ID/4.")
 
 
 def resolve_methods():
@@ -111,9 +137,30 @@ def build_config(method: str, seed: int, acquisition=None):
 _assign = assign  # the one definition lives in experiments.configs
 
 
+def check_flags():
+  """Flag checks that need no JAX: paths of the right kind, consistent combinations."""
+  from al_jax import ALError
+  from experiments import study as study_lib
+  cli.check_dir_or_new("--workdir", FLAGS.workdir)
+  if FLAGS.data_dir and os.path.exists(FLAGS.data_dir) and not os.path.isdir(FLAGS.data_dir):
+    raise ALError(f"--data_dir={FLAGS.data_dir} exists and is not a directory")
+  seeds = cli.parse_seeds(FLAGS.seeds) if FLAGS.seeds else [FLAGS.seed]
+  shard = study_lib.parse_shard(FLAGS.shard)
+  if (shard or FLAGS.workers > 1) and not FLAGS.workdir:
+    raise ALError("--workers and --shard need a --workdir (the study directory every "
+                  "process shares)")
+  if FLAGS.distributed and (shard or FLAGS.workers > 1):
+    raise ALError("--distributed runs one study across hosts' devices as one program; "
+                  "use --shard (one process per host) or --workers instead")
+  return seeds, shard
+
+
 def main(argv):
   if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    cli.fail(f"unexpected arguments: {' '.join(argv[1:])}")
+  if FLAGS.list:
+    print(cli.listing())
+    return
   # Our progress lines on stdout; library chatter (orbax, absl) only from WARNING up.
   logging.set_verbosity(logging.WARNING)
   handler = std_logging.StreamHandler(sys.stdout)
@@ -123,31 +170,47 @@ def main(argv):
   log.setLevel(std_logging.INFO)
   log.propagate = False
   from al_jax import ALError
+  from al_jax import progress as progress_lib
   try:
-    import jax
-    if FLAGS.distributed:
-      jax.distributed.initialize()
-    import al_jax.loop as loop  # imported here so --help stays fast
-    try:
-      seeds = [int(s) for s in FLAGS.seeds] if FLAGS.seeds else [FLAGS.seed]
-    except ValueError:
-      raise ALError(f"--seeds must be integers, got {FLAGS.seeds}") from None
+    seeds, shard = check_flags()
     methods, acquisition = resolve_methods()
     configs = [build_config(m, s, acquisition) for m in methods for s in seeds]
+    import al_jax.loop as loop  # imported here so --help stays fast
     for c in configs:
       c.lock()
-    study = len(configs) > 1
+      loop.check_settings(c)  # before a workdir or a JAX client exists
+    study = len(configs) > 1 or shard is not None
+    in_workers = study and FLAGS.workers > 1
+    if in_workers:
+      # The workers own the accelerators: this process must not start a JAX client.
+      devices = f"{FLAGS.workers} worker processes"
+    else:
+      import jax
+      if FLAGS.distributed:
+        jax.distributed.initialize()
+      devices = jax.devices()
     workdir = FLAGS.workdir or tempfile.mkdtemp(prefix="al_jax_")
     log.info("al_jax: %s on %s (%s preset), seeds %s, devices %s, workdir %s",
-             ",".join(methods), FLAGS.dataset, FLAGS.preset, seeds, jax.devices(), workdir)
-    if study:
-      from experiments import study as study_lib
-      runs = study_lib.run_study(configs, workdir, FLAGS.resume)
-    else:
-      runs = {workdir: loop.run(configs[0], workdir, resume=FLAGS.resume)}
+             ",".join(methods), FLAGS.dataset, FLAGS.preset, seeds, devices, workdir)
+    progress = (progress_lib.Progress(FLAGS.progress, FLAGS.progress_interval, log=log.info)
+                if FLAGS.progress != "off" else None)
+    # Log lines printed while a bar is drawn would tear it: tqdm prints them above the bar.
+    redirect = contextlib.nullcontext()
+    if progress is not None and progress.mode == "bar":
+      from tqdm.contrib.logging import logging_redirect_tqdm
+      redirect = logging_redirect_tqdm(loggers=[log])
+    with redirect:
+      if study:
+        from experiments import study as study_lib
+        runs = study_lib.run_study(
+            configs, workdir, FLAGS.resume, log=log.info, shard=shard, workers=FLAGS.workers,
+            progress=progress, tensorboard=FLAGS.tensorboard,
+            progress_mode="off" if FLAGS.progress == "off" else "lines")
+      else:
+        runs = {workdir: loop.run(configs[0], workdir, resume=FLAGS.resume, log=log.info,
+                                  progress=progress, tensorboard=FLAGS.tensorboard)}
   except ALError as e:
-    print(f"error: {e}", file=sys.stderr)
-    sys.exit(2)
+    cli.fail(e)
   for path, rows in runs.items():
     if rows:
       last = rows[-1]
@@ -159,4 +222,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

@@ -20,7 +20,9 @@ from collections import defaultdict
 from typing import Dict, List, Optional
 
 import numpy as np
-from absl import app, flags
+from absl import flags
+
+from experiments import cli
 
 FLAGS = flags.FLAGS
 
@@ -30,7 +32,8 @@ def define_flags():
   modules importing it (the ledger imports the report) keep their own flags."""
   flags.DEFINE_string("workdir", None, "A run or study directory.")
   flags.DEFINE_float("target", None, "Target accuracy for labels-to-target "
-                     "(default: 95% of the best final mean accuracy).")
+                     "(default: 95% of the best final mean accuracy).", lower_bound=0.0,
+                     upper_bound=1.0)
   flags.DEFINE_string("baseline", "random", "Method the paired comparisons are against.")
   flags.DEFINE_bool("floor", True, "Show the linear-probe floor (experiments/floors.py) beside "
                     "the curves.")
@@ -238,17 +241,15 @@ def write_report(workdir: str, target: Optional[float] = None,
 
 
 def main(argv):
-  del argv
+  if len(argv) > 1:
+    cli.fail(f"unexpected arguments: {' '.join(argv[1:])}")
   if not FLAGS.workdir or not os.path.isdir(FLAGS.workdir):
-    print(f"error: --workdir must be an existing directory, got {FLAGS.workdir!r}",
-          file=sys.stderr)
-    sys.exit(2)
+    cli.fail(f"--workdir must be an existing directory, got {FLAGS.workdir!r}")
   try:
     out = write_report(FLAGS.workdir, FLAGS.target, FLAGS.baseline, FLAGS.floor,
                        FLAGS.data_dir)
   except FileNotFoundError as e:
-    print(f"error: {e}", file=sys.stderr)
-    sys.exit(2)
+    cli.fail(e)
   for r in out["summary"]:
     print(f"{r['method']:<24} AULC {r['aulc_mean']:.4f} ± {r['aulc_std']:.4f}  "
           f"final acc {r['final_acc_mean']:.4f}")
@@ -257,4 +258,4 @@ def main(argv):
 
 if __name__ == "__main__":
   define_flags()
-  app.run(main)
+  cli.run(main)

@@ -300,9 +300,10 @@ def test_tfds_not_prepared_fails_fast_with_instructions(name, tmp_path):
   message = str(e.value)
   assert "\n" not in message
   assert f"TFDS {tfds_name}" in message and "not prepared" in message
-  assert f"tfds.builder('{tfds_name}', data_dir='{tmp_path}')" in message
-  assert "download_and_prepare(file_format='array_record')" in message
-  assert f"--data_dir={tmp_path}" in message
+  # The one command that prepares it, with the same data_dir.
+  assert (f"python -m experiments.prepare_data --dataset={name} --data_dir={tmp_path}"
+          in message)
+  assert "pip install -e '.[data]'" in message
   if name == "fashion_mnist":
     assert "apt-get install dataset-fashion-mnist" in message
 
@@ -311,6 +312,6 @@ def test_tfds_tfrecord_data_asks_for_array_record(tmp_path):
   # Prepared by default `download_and_prepare` (TFRecord): unreadable without TF.
   _prepare_fake_tfds("mnist", tmp_path, {"train": (None, range(5)), "test": (None, range(5))},
                      file_format="tfrecord")
-  with pytest.raises(ALError, match="file_format='array_record'") as e:
+  with pytest.raises(ALError, match="experiments.prepare_data --dataset=mnist") as e:
     loaders.load_mnist(data_dir=str(tmp_path))
   assert "\n" not in str(e.value)

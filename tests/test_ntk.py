@@ -83,7 +83,7 @@ def test_lambda_min_plus_matches_float64_reference_on_last_layer_kernel():
   true_rank = int(np.sum(s > s[0] * max(phi.shape) * np.finfo(np.float64).eps))
   assert true_rank < 60 and rank == true_rank
   np.testing.assert_allclose(lam, s[true_rank - 1] ** 2, rtol=1e-4)
-  # A float32 eigensolve of the same kernel gets it wrong (DESIGN.md's measurement).
+  # A float32 eigensolve of the same kernel gets it wrong (docs/architecture.md's measurement).
   w32 = np.linalg.eigvalsh(k.astype(np.float32))
   tol32 = w32[-1] * 60 * np.finfo(np.float32).eps
   assert abs(w32[w32 > tol32].min() - s[true_rank - 1] ** 2) > 1e-3 * s[true_rank - 1] ** 2 \

@@ -106,13 +106,15 @@ _chunk_call = jax.jit(_chunk_body, static_argnames=("fn", "prep"))
 
 
 def map_chunks(fn: Callable, state: ModelState, x_all, idx: np.ndarray, prep: Preprocess,
-               chunk_size: int, rng: Optional[jax.Array] = None, dp=None):
+               chunk_size: int, rng: Optional[jax.Array] = None, dp=None,
+               progress: Optional[Callable[[int, int], None]] = None):
   """Runs `fn` on fixed-size chunks of `x_all[idx]` (last chunk padded), concatenates on host.
 
   One compilation per (fn, chunk_size) for the whole run. Chunk k gets the key
   `fold_in(rng, k)`, so results are deterministic for a key. With `dp` (an
   `al_jax.parallel.DataParallel`) each chunk is sharded over its devices.
-  Chunks are dispatched asynchronously and fetched to the host once at the end.
+  Chunks are dispatched asynchronously and fetched to the host once at the end;
+  `progress(done, total)` is called as each chunk's result arrives there.
   """
   idx = np.asarray(idx, np.int64)
   n = len(idx)
@@ -128,7 +130,11 @@ def map_chunks(fn: Callable, state: ModelState, x_all, idx: np.ndarray, prep: Pr
     padded = dp.shard(padded) if dp is not None else jnp.asarray(padded)
     outs.append((len(chunk), _chunk_call(fn, prep, state, x_all, padded,
                                          jax.random.fold_in(rng, k))))
-  host = [(m, jax.device_get(o)) for m, o in outs]
+  host = []
+  for m, o in outs:
+    host.append((m, jax.device_get(o)))
+    if progress is not None:
+      progress(len(host), len(outs))
   return jax.tree_util.tree_map(lambda *a: np.concatenate(a, 0),
                                 *[jax.tree_util.tree_map(lambda a, m=m: np.asarray(a)[:m], o)
                                   for m, o in host])
@@ -146,7 +152,8 @@ def top_k(scores: np.ndarray, candidates: np.ndarray, k: int) -> np.ndarray:
 def acquire(acq: Acquisition, state: ModelState, x_all, pool: Pool, budget: int,
             rng: jax.Array, prep: Preprocess, chunk_size: int = 256,
             subset: int = 0, dp=None, cycle: int = 0,
-            run_rng: Optional[jax.Array] = None) -> Dict[str, Any]:
+            run_rng: Optional[jax.Array] = None,
+            progress: Optional[Callable[[int, int], None]] = None) -> Dict[str, Any]:
   """Selects `budget` unlabeled indices.
 
   Args:
@@ -162,6 +169,7 @@ def acquire(acq: Acquisition, state: ModelState, x_all, pool: Pool, budget: int,
       (LL4AL/TOD/LPLgrad's random subset R).
     dp: optional `al_jax.parallel.DataParallel` to shard scoring chunks.
     cycle, run_rng: passed to batch-mode selectors (see `SelectContext`).
+    progress: `progress(done, total)` after each scored chunk (score-based functions).
 
   Returns:
     dict with "indices" (int64 [budget], selection order), "candidates",
@@ -190,7 +198,8 @@ def acquire(acq: Acquisition, state: ModelState, x_all, pool: Pool, budget: int,
     _check_selection(idx, candidates, budget, acq.name)
     return {"indices": idx, "candidates": candidates, "scores": None, "score_seconds": 0.0,
             "select_seconds": time.perf_counter() - t0}
-  scores = map_chunks(acq.score, state, x_all, candidates, prep, chunk_size, k_score, dp)
+  scores = map_chunks(acq.score, state, x_all, candidates, prep, chunk_size, k_score, dp,
+                      progress)
   t1 = time.perf_counter()
   idx = top_k(scores, candidates, budget)
   return {"indices": idx, "candidates": candidates, "scores": scores,

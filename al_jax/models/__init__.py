@@ -53,6 +53,7 @@ def _register(name: str, cls: type, **defaults: Any) -> None:
     return cls(num_classes=num_classes, **{**defaults, **kwargs})
 
   factory.__doc__ = f"Builds {cls.__name__}({defaults}) for `num_classes` classes."
+  factory.model_class, factory.fixed = cls, dict(defaults)  # for `--list`
   MODELS.register(name)(factory)
 
 

@@ -70,8 +70,8 @@ def max_pool_2x2(x: jax.Array) -> jax.Array:
   """2×2 max-pool with stride 2 and VALID padding on NHWC input.
 
   For even H and W it reshapes and reduces, which measured 1.5× faster than `nn.max_pool` on
-  CPU for the whole small-CNN train step with identical gradients (DESIGN.md, "Measured on the
-  2-core CPU"). Odd sizes fall back to `nn.max_pool`, which floors like PyTorch's MaxPool2d(2).
+  CPU for the whole small-CNN train step with identical gradients (docs/architecture.md,
+  "Numbers and speed"). Odd sizes fall back to `nn.max_pool`, which floors like PyTorch's MaxPool2d(2).
 
   Args:
     x: [B, H, W, C] array.

@@ -1,4 +1,4 @@
-"""CRC selection time (issue 5 acceptance): 10,000-point pool, 200 labeled, G = 20, Q = 100.
+"""CRC selection time (CRC's speed target): 10,000-point pool, 200 labeled, G = 20, Q = 100.
 
     python -m experiments.benchmark --sections=crc
 
@@ -6,7 +6,7 @@ Fashion-MNIST 28×28 (Debian files, else TFDS), the cpu preset's small CNN (widt
 hidden 128) trained briefly with Mean Teacher on the 200 labeled points, then
 `acquire(crc)` over a random 10,000-point unlabeled subset, with the last-layer eNTK
 (CRC's default, Jacobian path) and the all-layer eNTK from per-layer factors
-(`method="structured"`, issue 8); --quick (1,000 points) also times the all-layer
+(`method="structured"`, fast kernels); --quick (1,000 points) also times the all-layer
 Jacobian path (measured 827 s at 10,000 points). "first_s" includes compilation;
 "second_s" is a second selection with the same shapes (a later cycle's cost).
 """

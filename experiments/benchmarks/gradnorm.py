@@ -9,7 +9,7 @@ For each model, samples/s of three implementations of ‖∇_θ H(p(y|x))‖ per
 (c) a Python loop of one jitted single-sample `grad` per sample (the public code's loop,
     compiled). Chunk sizes are swept for (a) and (b) and the best is reported. Inputs are
 random, parameters freshly initialised, BatchNorm in inference mode; only steady-state calls
-are timed. The small CNN is widened to ~0.4M parameters (issue 8's setting).
+are timed. The small CNN is widened to ~0.4M parameters (the fast-kernel benchmark setting).
 """
 
 import jax

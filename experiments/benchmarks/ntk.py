@@ -2,7 +2,7 @@
 
     python -m experiments.benchmark --sections=ntk [--quick]
 
-Issue 8's setting: the traced eNTK of 220 samples (--quick: 44) under a 28×28 small CNN
+The fast-kernel setting: the traced eNTK of 220 samples (--quick: 44) under a 28×28 small CNN
 widened to ~0.4M parameters (widths (64, 128, 256), hidden 128), all layers. Each method
 runs in a fresh process so its peak resident memory (VmHWM, including the ~0.35 GB of the
 JAX runtime and model) is its own: "first_s" includes compilation, "second_s" is a second

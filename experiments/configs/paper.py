@@ -1,7 +1,7 @@
-"""Paper presets: each paper's settings (shared/papers), meant for GPUs.
+"""Paper presets: each paper's settings, meant for GPUs.
 
 `PAPER_PRESETS[(method, dataset)]` overrides the shared CIFAR-style baseline
-below; the method issues register their papers' tables here. Each entry's
+below; each method registers its paper's tables here. Each entry's
 comment names the paper table it reproduces.
 
     python -m experiments.main --method=entropy --dataset=cifar10 --preset=paper
@@ -26,7 +26,7 @@ CIFAR_BASELINE = {
 DATASET_BASE = {"cifar10": CIFAR_BASELINE, "cifar100": CIFAR_BASELINE,
                 "svhn": CIFAR_BASELINE}
 
-# (method, dataset) → overrides, filled by the method issues.
+# (method, dataset) → overrides, one entry per paper table.
 PAPER_PRESETS = {}
 
 # TOD (Huang et al. 2021): its protocol's schedule (`protocols.TOD_DATA`: Table 5 + the public
@@ -117,7 +117,7 @@ def get_config(method: str, dataset: str, protocol: str = ""):
 # batch (the public code scores no random subset).
 PROTOCOL_EXEMPT = {"pt4al": ("al.subset",)}
 
-# --- CRC (Kong et al., "Relieving the Plateau"), issue 5 --------------------------------
+# --- CRC (Kong et al., "Relieving the Plateau") ---------------------------------------
 # §4.1: Oliver et al. 2018's SSL setting (WRN-28-2), class-balanced initial pool of Q0,
 # retraining from scratch each cycle, early stopping on a held-out labeled validation split
 # (perrying/realistic-ssl-evaluation-pytorch `build_dataset.py`: 7,326 SVHN / 5,000 CIFAR
@@ -176,7 +176,7 @@ for _acq_method in ("crc_fixmatch", "random_fixmatch", "entropy_fixmatch", "conf
   _crc = {"acquisition_kwargs.group_size": 5} if _acq_method == "crc_fixmatch" else {}
   PAPER_PRESETS[(_acq_method, "cifar10")] = {**_CRC_C10_FM, **_crc}
   PAPER_PRESETS[(_acq_method, "cifar100")] = {**_CRC_C100_FM, **_crc}
-# --- ARAL (Mottaghi & Yeung, §4.1) and its VAAL baseline (issue 6) ---------------------------
+# --- ARAL (Mottaghi & Yeung, §4.1) and its VAAL baseline -----------------------------------
 #   python -m experiments.main --method=aral --dataset=cifar10 --preset=paper
 # Pool schedules (§4.1): MNIST 10 initial labels +10 per cycle, SVHN 100/+100, CIFAR-10
 # 500/+500, 10 iterations; random initial pool (public ARAL main.py). One epoch is one pass over
