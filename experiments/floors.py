@@ -16,11 +16,12 @@ AL run's are. Pixels are scaled to [0, 1]; the test set is the dataset's full te
 
 import json
 import os
-import sys
 from typing import Dict, Sequence
 
 import numpy as np
-from absl import app, flags
+from absl import flags
+
+from experiments import cli
 
 
 def _flat(x: np.ndarray) -> np.ndarray:
@@ -83,23 +84,23 @@ def define_flags():
 
 
 def main(argv):
-  del argv
   from al_jax import ALError
+  if len(argv) > 1:
+    cli.fail(f"unexpected arguments: {' '.join(argv[1:])}")
   try:
-    labels = [int(n) for n in FLAGS.labels]
-    seeds = [int(s) for s in FLAGS.seeds]
-    if min(labels) < 1 or min(seeds) < 0:
-      raise ValueError
-  except ValueError:
-    print("error: --labels must be positive and --seeds non-negative integers",
-          file=sys.stderr)
-    sys.exit(2)
-  try:
+    try:
+      labels = [int(n) for n in FLAGS.labels]
+    except ValueError:
+      raise ALError(f"--labels must be positive integers, got {','.join(FLAGS.labels)}") from None
+    if not labels or min(labels) < 1:
+      raise ALError(f"--labels must be positive integers, got {','.join(FLAGS.labels)}")
+    seeds = cli.parse_seeds(FLAGS.seeds)
     from al_jax.data import DATASETS
     ds = DATASETS.get(FLAGS.dataset)(data_dir=FLAGS.data_dir or None, seed=0)
+    if max(labels) > len(ds.y_train):
+      raise ALError(f"--labels {max(labels)} is more than the {len(ds.y_train)} training images")
   except ALError as e:
-    print(f"error: {e}", file=sys.stderr)
-    sys.exit(2)
+    cli.fail(e)
   for n, acc in linear_probe(ds, labels, seeds).items():
     a = np.array(acc)
     print(f"{FLAGS.dataset} {n:>6} labels: linear probe {a.mean():.4f} ± "
@@ -108,4 +109,4 @@ def main(argv):
 
 if __name__ == "__main__":
   define_flags()
-  app.run(main)
+  cli.run(main)

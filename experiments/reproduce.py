@@ -24,7 +24,9 @@ import time
 from typing import Dict, List, Sequence
 
 import numpy as np
-from absl import app, flags
+from absl import flags
+
+from experiments import cli
 
 FLAGS = flags.FLAGS
 
@@ -40,6 +42,8 @@ def define_flags():
   flags.DEFINE_string("data_dir", "", "TFDS data directory.")
   flags.DEFINE_multi_string("set", [], "Config override key=value applied to every member.")
   flags.DEFINE_bool("list", False, "Print every claim and exit.")
+  flags.DEFINE_integer("workers", 1, "Run the ledger's study members in this many processes "
+                       "(experiments.main --workers).", lower_bound=1)
 
 
 def build_configs(claims, dataset: str, preset: str, seeds: Sequence[int],
@@ -216,7 +220,8 @@ def write_ledger(workdir: str, claims, configs, command: str, seconds: float,
 
 
 def reproduce(claim_names, dataset: str, seeds, workdir: str, preset: str = "cpu",
-              overrides=(), data_dir: str = "", command: str = "", log=print) -> Dict:
+              overrides=(), data_dir: str = "", command: str = "", log=print,
+              workers: int = 1) -> Dict:
   """Runs (or continues) the claims' study in `workdir/runs` and writes the ledger."""
   from al_jax import ALError
   from experiments import claims as claims_lib
@@ -241,7 +246,7 @@ def reproduce(claim_names, dataset: str, seeds, workdir: str, preset: str = "cpu
   log(f"ledger: {len(claims)} claims, {len(configs) // len(seeds)} members × "
       f"{len(seeds)} seeds on {dataset} ({preset}); "
       + ("continuing" if resume else "starting") + f" in {workdir}")
-  study_lib.run_study(configs, runs_dir, resume=resume, log=log)
+  study_lib.run_study(configs, runs_dir, resume=resume, log=log, workers=workers)
   from experiments import report as report_lib
   report_lib.write_report(runs_dir)
   seconds = 0.0
@@ -254,8 +259,7 @@ def reproduce(claim_names, dataset: str, seeds, workdir: str, preset: str = "cpu
 
 def main(argv):
   if len(argv) > 1:
-    print(f"error: unexpected arguments {argv[1:]}", file=sys.stderr)
-    sys.exit(2)
+    cli.fail(f"unexpected arguments: {' '.join(argv[1:])}")
   from al_jax import ALError
   from experiments import claims as claims_lib
   if FLAGS.list:
@@ -275,20 +279,18 @@ def main(argv):
   try:
     if not FLAGS.workdir:
       raise ALError("--workdir is required (the ledger's runs and REPRODUCTION.md go there)")
-    try:
-      seeds = [int(s) for s in FLAGS.seeds]
-    except ValueError:
-      raise ALError(f"--seeds must be integers, got {','.join(FLAGS.seeds)}") from None
-    if not seeds or min(seeds) < 0 or len(set(seeds)) != len(seeds):
-      raise ALError(f"--seeds must be distinct non-negative integers, got {FLAGS.seeds}")
+    cli.check_dir_or_new("--workdir", FLAGS.workdir)
+    seeds = cli.parse_seeds(FLAGS.seeds)
+    if not seeds:
+      raise ALError("--seeds is empty")
     from experiments.configs import parse_set
     command = "python -m experiments.reproduce " + " ".join(a for a in sys.argv[1:])
     t0 = time.time()
     verdicts = reproduce(FLAGS.claims, FLAGS.dataset, seeds, FLAGS.workdir, FLAGS.preset,
-                         parse_set(FLAGS.set), FLAGS.data_dir, command, log=log.info)
+                         parse_set(FLAGS.set), FLAGS.data_dir, command, log=log.info,
+                         workers=FLAGS.workers)
   except ALError as e:
-    print(f"error: {e}", file=sys.stderr)
-    sys.exit(2)
+    cli.fail(e)
   for name, v in verdicts.items():
     print(f"{name:<30} {v}")
   print(f"wrote {os.path.join(FLAGS.workdir, 'REPRODUCTION.md')} ({time.time() - t0:.0f} s)")
@@ -296,4 +298,4 @@ def main(argv):
 
 if __name__ == "__main__":
   define_flags()
-  app.run(main)
+  cli.run(main)
