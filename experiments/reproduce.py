@@ -242,7 +242,9 @@ def reproduce(claim_names, dataset: str, seeds, workdir: str, preset: str = "cpu
   # workdir) compiles them once per member instead of once per run.
   import jax
   os.makedirs(workdir, exist_ok=True)
-  jax.config.update("jax_compilation_cache_dir", os.path.join(workdir, ".xla_cache"))
+  cache = os.path.join(os.path.abspath(workdir), ".xla_cache")
+  jax.config.update("jax_compilation_cache_dir", cache)
+  os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", cache)  # --workers' processes read it
   log(f"ledger: {len(claims)} claims, {len(configs) // len(seeds)} members × "
       f"{len(seeds)} seeds on {dataset} ({preset}); "
       + ("continuing" if resume else "starting") + f" in {workdir}")
