@@ -35,6 +35,10 @@ def test_study_pairs_pools_resumes_and_reports(tmp_path):
     assert os.path.getsize(os.path.join(wd, f)) > 0
   text = open(os.path.join(wd, "report.md")).read()
   assert "Paired comparison against `random`" in text and "| entropy | 2 |" in text
+  # The linear-probe floor at the study's label counts, beside the curves.
+  assert "## Linear-probe floor" in text and set(out["floors"]) == {20, 30}
+  assert all(0.0 <= a <= 1.0 for accs in out["floors"].values() for a in accs)
+  assert os.path.exists(os.path.join(wd, "floors.json"))
   assert {r["method"] for r in out["summary"]} == {"random", "entropy"}
   assert out["paired"]["entropy"]["n"] == 2
 
