@@ -193,7 +193,7 @@ def test_real_fake_head_tells_matched_from_shuffled_pairs(joint):
 
 def test_aral_default_head_judges_x_and_z_jointly_and_no_encoder_drops_z():
   obj, state, b = _aral()
-  assert obj.rf_head.joint == "bilinear" and "joint" in state.params["rf"]
+  assert obj.rf_head.joint == "mlp" and "joint_hidden" in state.params["rf"]
   # D's output on real pairs changes when the latents are shuffled across images.
   xs, zs, ys = obj.d_inputs(state, b)
   run = lambda z: obj._disc(state.params, state.batch_stats, xs, z, ys, b["keys"][11])[0][1][1]
@@ -204,7 +204,7 @@ def test_aral_default_head_judges_x_and_z_jointly_and_no_encoder_drops_z():
   learner = _digits_learner("aral_no_encoder", tuple(sorted(_ARAL_TINY.items())))
   ne = learner.objective
   s = ne.init(jax.random.PRNGKey(0), learner.x_train[:1])
-  assert set(s.aux) == {"gen"} and "joint" not in s.params["rf"]
+  assert set(s.aux) == {"gen"} and set(s.params["rf"]) == {"linear", "projection"}
   assert s.params["rf"]["linear"]["kernel"].shape[0] == 32 + 10  # [D̃(x), y]
   assert not ne.model_state(s).aux
 
