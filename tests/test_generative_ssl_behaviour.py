@@ -240,13 +240,16 @@ def test_vaal_sampler_learns_labeled_high_unlabeled_low():
 
 
 def test_vaal_encoder_fools_a_frozen_sampler():
-  """Eqs. 2–3 with a frozen sampler (learning rate 0): the VAE raises S(μ_U)."""
-  obj, state, step, lab, unl, probs = _vaal(**{"objective_kwargs.sampler_lr": 0.0})
+  """Eqs. 2–3 with a frozen sampler (learning rate 0): the VAE raises S(μ_U). β = 0 and λ = 10,
+  so the batch-summed KL does not swamp the adversarial term's direction."""
+  obj, state, step, lab, unl, probs = _vaal(**{"objective_kwargs.sampler_lr": 0.0,
+                                               "objective_kwargs.beta": 0.0,
+                                               "objective_kwargs.adversary_param": 10.0})
   _, before = probs(state)
   for i in range(10):
     state, _ = step(state, lab, unl, jax.random.PRNGKey(i))
   _, after = probs(state)
-  assert after > before + 0.02, (before, after)
+  assert after > before + 0.1, (before, after)
 
 
 # --- FixMatch --------------------------------------------------------------------------------
