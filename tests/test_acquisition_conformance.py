@@ -19,10 +19,13 @@ from tests.conftest import tiny_config
 
 
 def _objective_for(acq_name: str) -> str:
-  for m in sorted(METHODS):
-    if METHODS[m].acquisition == acq_name:
-      return METHODS[m].objective
-  return "supervised"
+  """The objective of a method using `acq_name`: supervised when one does (no side models
+  needed, cheapest), else the first such method's by name."""
+  objectives = [METHODS[m].objective for m in sorted(METHODS)
+                if METHODS[m].acquisition == acq_name]
+  if not objectives or "supervised" in objectives:
+    return "supervised"
+  return objectives[0]
 
 
 _CACHE = {}

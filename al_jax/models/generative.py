@@ -126,12 +126,13 @@ class RealFakeHead(nn.Module):
   BiGAN (Donahue et al. 2016) and BigBiGAN (Donahue & Simonyan 2019) judge (x, z) jointly.
 
   Attributes:
-    joint: "bilinear" — J = ⟨W z, h⟩ (default, the projection idea applied to z);
-      "mlp" — J = u·leaky_relu(A [h, z] + a), a small joint MLP as BigBiGAN's joint scorer;
-      "none" — no coupling (the paper's literal linear head).
+    joint: "mlp" — J = u·leaky_relu(A [h, z] + a), a small joint MLP as BigBiGAN's joint
+      scorer (default); "bilinear" — J = ⟨W z, h⟩ (the projection idea applied to z;
+      unbounded in z: on digits the encoder inflated its latents against it and the shared
+      trunk collapsed, BUILD_NOTES); "none" — no coupling (the paper's literal linear head).
     hidden: width of the "mlp" joint layer.
   """
-  joint: str = "bilinear"
+  joint: str = "mlp"
   hidden: int = 256
 
   @nn.compact

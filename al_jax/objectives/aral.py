@@ -13,7 +13,7 @@ Eq. 12 (with the updated E, G), then S descends Eq. 13 (with the updated E). Eac
 method of its own (`eg_phase`, `d_phase`, `s_phase`) over one prepared batch (`prepare`), so
 tests can check what each phase changes.
 
-c_r/f judges (x, z) jointly (`RealFakeHead.joint`, default bilinear ⟨W z, D̃(x)⟩): a head
+c_r/f judges (x, z) jointly (`RealFakeHead.joint`, default a joint MLP over [D̃(x), z]): a head
 linear in [D̃(x), z, y] cannot tell whether z encodes x (a deviation from the paper's
 "linear" wording, BUILD_NOTES). `use_encoder=False` (registered as `aral_no_encoder`) is
 §4.3's "no encoder" ablation: no E, no Eq. 5, no Eq. 10, no S, and D judges (x, y) pairs.
@@ -69,8 +69,8 @@ class ARAL(Objective):
     encoder_gan: "bigan" — E minimises +log D(x, E(x,y), y), BiGAN's min-max (Donahue et al.
       2016) that §3.2 says Eq. 10 follows; "as_printed" — Eq. 10's printed sign, −log D(·),
       which makes E cooperate with D on real pairs.
-    rf_joint, rf_hidden: c_r/f's x–z coupling ("bilinear", "mlp", "none") and the joint MLP
-      width (`models.generative.RealFakeHead`).
+    rf_joint, rf_hidden: c_r/f's x–z coupling ("mlp", "bilinear", "none") and the joint MLP
+      width (256) (`models.generative.RealFakeHead`).
     use_encoder: False drops E, S, Eqs. 5, 6, 10, 13 and z from D's input (§4.3 ablation).
     kl_reduction: "mean" — β·KL averaged over the batch (per-sample ELBO); "sum" — summed over
       the batch, as the public VAAL code (see `VAAL`).
@@ -87,7 +87,7 @@ class ARAL(Objective):
                lambda_adv: float = 1e-3, beta: float = 1.0, fm_weight: float = 1.0,
                eg_lr: float = 1e-3, eg_b1: float = 0.0, eg_b2: float = 0.9999,
                sampler_lr: float = 3e-3, sampler_b1: float = 0.5, sampler_b2: float = 0.9999,
-               encoder_gan: str = "bigan", rf_joint: str = "bilinear", rf_hidden: int = 256,
+               encoder_gan: str = "bigan", rf_joint: str = "mlp", rf_hidden: int = 256,
                use_encoder: bool = True, kl_reduction: str = "mean", **kwargs):
     super().__init__(model, prep, num_classes, optim_cfg, epochs, **kwargs)
     if arch not in ("auto", "mlp", "conv"):

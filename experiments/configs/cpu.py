@@ -150,11 +150,12 @@ METHOD_OVERRIDES["aral"] = {
     "objective_kwargs.lambda_cls": 1.0, "objective_kwargs.lambda_trd": 1e-3,
     "objective_kwargs.lambda_adv": 1e-3, "objective_kwargs.beta": 1.0,
     "objective_kwargs.fm_weight": 1.0, "objective_kwargs.encoder_gan": "bigan",
+    "objective_kwargs.rf_joint": "mlp",
     "objective_kwargs.eg_lr": 1e-3, "objective_kwargs.sampler_lr": 3e-3,
 }
 # §4.3's "no encoder + BALD" ablation: ARAL's schedule and networks without E and S; BALD with
 # T = 20 draws of the discriminator's Gaussian noise.
-_ENCODER_ONLY = ("lambda_trd", "lambda_adv", "beta", "encoder_gan", "sampler_lr")
+_ENCODER_ONLY = ("lambda_trd", "lambda_adv", "beta", "encoder_gan", "sampler_lr", "rf_joint")
 METHOD_OVERRIDES["aral_no_encoder"] = {
     **{k: v for k, v in METHOD_OVERRIDES["aral"].items()
        if k.split(".")[-1] not in _ENCODER_ONLY},

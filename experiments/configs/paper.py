@@ -154,6 +154,8 @@ _FIXMATCH = {
     "optim.schedule": "constant", "objective_kwargs.threshold": 0.95,
     "objective_kwargs.lambda_u": 1.0, "objective_kwargs.temperature": 1.0,
     "objective_kwargs.ema_decay": 0.999, "objective_kwargs.cosine_7_16": True,
+    # CRC footnote 2: the early kekmodel version (EMA of BN statistics) for §4.3.2's tables.
+    "objective_kwargs.ema_batch_stats": True,
     "objective_kwargs.cosine_steps": 2 ** 20,
 }
 # Table 6: FixMatch on CIFAR-10, Q = 50 (Q0 = 50, G = Q/10 = 5): 50 → 300 labels (6 cycles);
@@ -186,12 +188,19 @@ for _acq_method in ("crc_fixmatch", "random_fixmatch", "entropy_fixmatch", "conf
 _ARAL = {"train.augment": False, "train.warm_start": True, "al.cycles": 10, "al.subset": 0,
          "al.class_balanced": False, "train.epochs": 100, "optim.name": "adam",
          "optim.schedule": "constant", "optim.milestones": (), "optim.weight_decay": 0.0,
-         "log_every": 5}
+         "log_every": 5,
+         # §4.1: λ_gan = λ_cls = 1, λ_trd = λ_adv = 0.001, β = 1, d_z = 100, feature matching
+         # (weight 1: public mnist_trainer.py).
+         "objective_kwargs.lambda_gan": 1.0, "objective_kwargs.lambda_cls": 1.0,
+         "objective_kwargs.lambda_trd": 1e-3, "objective_kwargs.lambda_adv": 1e-3,
+         "objective_kwargs.beta": 1.0, "objective_kwargs.latent_dim": 100,
+         "objective_kwargs.fm_weight": 1.0}
 PAPER_PRESETS[("aral", "mnist")] = {
     **_ARAL, "al.initial": 10, "al.budget": 10,
     # §4.1 MNIST: Gaussian-noise 5-layer MLP D, 3-layer MLP E/G, Adam 1e-3 (E, G), 3e-3 (D, S);
     # betas and batch 100 from the public config.py / mnist_trainer.py.
-    "model.name": "noisy_mlp", "optim.lr": 3e-3, "optim.b1": 0.5, "optim.b2": 0.9999,
+    "model.name": "noisy_mlp", "model.kwargs.noise": 0.5,
+    "optim.lr": 3e-3, "optim.b1": 0.5, "optim.b2": 0.9999,
     "train.batch_size": 100, "train.unlabeled_batch_size": 100, "train.min_steps_per_epoch": 600,
     "objective_kwargs.arch": "mlp", "objective_kwargs.eg_lr": 1e-3,
     "objective_kwargs.sampler_lr": 3e-3, "objective_kwargs.eg_b2": 0.9999,
@@ -200,7 +209,8 @@ _ARAL_32 = {
     **_ARAL,
     # §4.1 SVHN/CIFAR-10: CNN E/G with 3 hidden layers, D of 3 conv blocks × 3 layers with
     # dropout 0.5, Adam 3e-4 (E, G) and 6e-4 (D, S), d_z = 100; betas from cifar_trainer.py.
-    "model.name": "gan_cnn", "optim.lr": 6e-4, "optim.b1": 0.5, "optim.b2": 0.999,
+    "model.name": "gan_cnn", "model.kwargs.dropout_rate": 0.5,
+    "optim.lr": 6e-4, "optim.b1": 0.5, "optim.b2": 0.999,
     "objective_kwargs.arch": "conv", "objective_kwargs.eg_lr": 3e-4,
     "objective_kwargs.eg_b2": 0.999, "objective_kwargs.sampler_lr": 6e-4,
 }
