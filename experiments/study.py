@@ -299,8 +299,10 @@ def _run_in_workers(todo, num_members: int, workers: int, log, progress_mode: st
   if errors:
     raise ALError(errors[0] + (f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""))
   if len(out) < len(todo):
-    raise ALError(f"{len(todo) - len(out)} runs did not finish (a worker was killed); "
-                  "rerun the study with --resume to continue them")
+    codes = sorted({p.exitcode for p in procs if p.exitcode})
+    raise ALError(f"{len(todo) - len(out)} runs did not finish: the worker processes exited "
+                  f"(exit codes {', '.join(map(str, codes)) or 'none'}); rerun the study with "
+                  "--resume to continue them")
   return out
 
 
