@@ -21,7 +21,7 @@ import os
 import sys
 import tempfile
 
-from absl import app, flags, logging
+from absl import flags, logging
 
 from experiments import cli
 from experiments.configs import assign, parse_set
@@ -205,7 +205,8 @@ def main(argv):
         runs = study_lib.run_study(
             configs, workdir, FLAGS.resume, log=log.info, shard=shard, workers=FLAGS.workers,
             progress=progress, tensorboard=FLAGS.tensorboard,
-            progress_mode="off" if FLAGS.progress == "off" else "lines")
+            progress_mode="off" if FLAGS.progress == "off" else "lines",
+            progress_interval=FLAGS.progress_interval)
       else:
         runs = {workdir: loop.run(configs[0], workdir, resume=FLAGS.resume, log=log.info,
                                   progress=progress, tensorboard=FLAGS.tensorboard)}

@@ -97,7 +97,7 @@ def _prepare_workdir(spec: Dict, workdir: str, resume: bool, sharded: bool,
 def run_study(configs: List, workdir: str, resume: bool,
               log: Callable[[str], None] = _default_log, *,
               shard: Optional[Tuple[int, int]] = None, workers: int = 1,
-              progress=None, progress_mode: str = "lines",
+              progress=None, progress_mode: str = "lines", progress_interval: float = 60.0,
               tensorboard: bool = False) -> Dict[str, List[Dict]]:
   """Runs (or continues) the study's members; returns {run dir: result rows}.
 
@@ -111,6 +111,7 @@ def run_study(configs: List, workdir: str, resume: bool,
     progress: an `al_jax.progress.Progress` for runs in this process.
     progress_mode: the mode worker processes use ("lines" or "off"): N bars on one terminal
       would overwrite each other.
+    progress_interval: seconds between two of a worker's plain progress lines.
     tensorboard: write TensorBoard event files in every run's workdir.
   """
   from al_jax import results as results_lib  # pylint: disable=g-import-not-at-top
@@ -139,7 +140,8 @@ def run_study(configs: List, workdir: str, resume: bool,
     else:
       todo.append((i, c, rd, wd.holds_experiment()))
   if workers > 1 and len(todo) > 1:
-    out.update(_run_in_workers(todo, len(configs), workers, log, progress_mode, tensorboard))
+    out.update(_run_in_workers(todo, len(configs), workers, log, progress_mode,
+                               progress_interval, tensorboard))
   else:
     from al_jax import loop  # pylint: disable=g-import-not-at-top
     for i, c, rd, started in todo:
@@ -178,16 +180,17 @@ def worker_slots(workers: int, platform: str, devices: Sequence[str],
                  cpus: Sequence[int]) -> List[Dict]:
   """Environment and CPU set of each worker.
 
-  On several GPUs, worker w sees GPU w mod #GPUs alone; workers sharing a GPU split its
-  memory. On CPU, worker w gets its own contiguous share of the cores and matching
-  thread-count variables.
+  On GPUs, worker w sees GPU w mod #GPUs alone; workers sharing a GPU split its memory
+  (each JAX process would otherwise reserve 75% of it, and the second would run out). On
+  CPU, worker w gets its own contiguous share of the cores and matching thread-count
+  variables.
   """
   slots = []
   cpus = sorted(cpus) or [0]
   for w in range(workers):
     env: Dict[str, str] = {}
     cpu_set = list(cpus)
-    if platform in ("gpu", "cuda", "rocm") and len(devices) > 1:
+    if platform in ("gpu", "cuda", "rocm") and devices:
       env["CUDA_VISIBLE_DEVICES"] = devices[w % len(devices)]
       sharing = -(-workers // len(devices))
       if sharing > 1:
@@ -205,7 +208,8 @@ def worker_slots(workers: int, platform: str, devices: Sequence[str],
   return slots
 
 
-def _worker(slot: Dict, tasks, results, stop, progress_mode: str, tensorboard: bool) -> None:
+def _worker(slot: Dict, tasks, results, stop, progress_mode: str, progress_interval: float,
+            tensorboard: bool) -> None:
   """A worker process: pin itself, then run members from `tasks` until told to stop."""
   os.environ.update(slot["env"])  # before JAX creates its client in this process
   if hasattr(os, "sched_setaffinity") and slot["cpus"]:
@@ -232,8 +236,8 @@ def _worker(slot: Dict, tasks, results, stop, progress_mode: str, tensorboard: b
     results.put(("start", i, os.getpid()))
     log("resuming" if started else "starting")
     try:
-      prog = (progress_lib.Progress(progress_mode, log=log) if progress_mode != "off"
-              else None)
+      prog = (progress_lib.Progress(progress_mode, progress_interval, log=log)
+              if progress_mode != "off" else None)
       rows = loop.run(config, rd, resume=started, log=log, progress=prog,
                       tensorboard=tensorboard)
       results.put(("done", i, rows))
@@ -246,7 +250,7 @@ def _worker(slot: Dict, tasks, results, stop, progress_mode: str, tensorboard: b
 
 
 def _run_in_workers(todo, num_members: int, workers: int, log, progress_mode: str,
-                    tensorboard: bool) -> Dict[str, List[Dict]]:
+                    progress_interval: float, tensorboard: bool) -> Dict[str, List[Dict]]:
   import multiprocessing  # pylint: disable=g-import-not-at-top
   # spawn, not fork: a forked child would inherit this process's threads and any JAX state.
   ctx = multiprocessing.get_context("spawn")
@@ -263,7 +267,7 @@ def _run_in_workers(todo, num_members: int, workers: int, log, progress_mode: st
   log(f"{len(todo)} runs in {workers} worker processes ("
       + "; ".join(_describe(s, platform) for s in slots) + ")")
   procs = [ctx.Process(target=_worker, args=(s, tasks, results, stop, progress_mode,
-                                              tensorboard)) for s in slots]
+                                              progress_interval, tensorboard)) for s in slots]
   for p in procs:
     p.start()
   rundir = {i: rd for i, _, rd, _ in todo}
@@ -298,8 +302,10 @@ def _run_in_workers(todo, num_members: int, workers: int, log, progress_mode: st
   if errors:
     raise ALError(errors[0] + (f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""))
   if len(out) < len(todo):
-    raise ALError(f"{len(todo) - len(out)} runs did not finish (a worker was killed); "
-                  "rerun the study with --resume to continue them")
+    codes = sorted({p.exitcode for p in procs if p.exitcode})
+    raise ALError(f"{len(todo) - len(out)} runs did not finish: the worker processes exited "
+                  f"(exit codes {', '.join(map(str, codes)) or 'none'}); rerun the study with "
+                  "--resume to continue them")
   return out
 
 

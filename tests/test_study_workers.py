@@ -78,8 +78,8 @@ def test_worker_slots_pin_devices_and_split_cores():
   assert cpus[1]["env"]["OMP_NUM_THREADS"] == "2"
   over = study.worker_slots(3, "cpu", [], [0, 1])
   assert [s["cpus"] for s in over] == [[0], [1], [0]]
-  one_gpu = study.worker_slots(2, "gpu", ["0"], range(4))
-  assert all("CUDA_VISIBLE_DEVICES" not in s["env"] for s in one_gpu)
+  one_gpu = study.worker_slots(2, "gpu", ["0"], range(4))  # both on it, half its memory each
+  assert [s["env"]["XLA_PYTHON_CLIENT_MEM_FRACTION"] for s in one_gpu] == ["0.450", "0.450"]
 
 
 def test_worker_error_is_the_study_error(tmp_path):
