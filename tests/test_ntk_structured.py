@@ -33,6 +33,8 @@ def test_structured_ntk_equals_jacobian(name, kw, shape):
   # block 4 → padded last block; a tiny element budget forces output-channel slicing.
   got = np.asarray(structured_ntk(st, x, block=4, max_elements=2 ** 10))
   np.testing.assert_allclose(got, ref, atol=1e-5 * scale)
+  if name == "wrn":
+    return  # the cross-kernel path is covered by the other models (one compile fewer)
   cross = np.asarray(structured_ntk(st, x[:6], x[6:], block=4))
   np.testing.assert_allclose(cross, ref[:6, 6:], atol=1e-5 * scale)
 
