@@ -26,6 +26,7 @@ import os
 import queue
 import subprocess
 import sys
+import time
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from al_jax import ALError
@@ -208,9 +209,26 @@ def worker_slots(workers: int, platform: str, devices: Sequence[str],
   return slots
 
 
+def _exit_with_parent(poll_seconds: float = 1.0) -> None:
+  """Ends this worker when the study process that spawned it dies (killed, SIGTERM): an
+  orphan would keep training and hold its run's workdir lock, so the next invocation could
+  not resume that run. Finished cycles are on disk; the lock goes with the process."""
+  import threading  # pylint: disable=g-import-not-at-top
+  parent = os.getppid()
+
+  def watch():
+    while True:
+      time.sleep(poll_seconds)
+      if os.getppid() != parent:
+        os._exit(1)  # pylint: disable=protected-access
+
+  threading.Thread(target=watch, daemon=True, name="exit-with-parent").start()
+
+
 def _worker(slot: Dict, tasks, results, stop, progress_mode: str, progress_interval: float,
             tensorboard: bool) -> None:
   """A worker process: pin itself, then run members from `tasks` until told to stop."""
+  _exit_with_parent()
   os.environ.update(slot["env"])  # before JAX creates its client in this process
   if hasattr(os, "sched_setaffinity") and slot["cpus"]:
     try:
