@@ -25,7 +25,7 @@ def _configs():
           for m in ("random", "entropy") for s in (0, 1)]
 
 
-def test_shards_cover_every_run_once_and_workers_match_sequential(tmp_path):
+def test_shards_cover_every_run_once_and_workers_match_sequential(tmp_path, monkeypatch):
   cfgs = _configs()
   every = {os.path.join(str(tmp_path / "seq"), study.run_dirname(c.method, c.seed))
            for c in cfgs}
@@ -47,6 +47,10 @@ def test_shards_cover_every_run_once_and_workers_match_sequential(tmp_path):
   assert {r["method"]: r["seeds"] for r in merged["summary"]} == {"random": 2, "entropy": 2}
 
   par = str(tmp_path / "par")
+  # XLA:CPU compiles for the thread count of the compiling process; the suite's persistent
+  # compilation cache would let this process later load a one-core worker's executables
+  # (and the workers this process's), mixing the two. Workers compile their own here.
+  monkeypatch.setenv("JAX_ENABLE_COMPILATION_CACHE", "false")
   out = study.run_study(cfgs, par, resume=False, log=quiet, workers=2)
   assert len(out) == 4
   for c in cfgs:
