@@ -266,6 +266,22 @@ def degenerate_queries(label: str, copies: int) -> Callable[[Runs], Measurement]
 
 
 # --- the registry --------------------------------------------------------------------------
+class FromConfig:
+  """An override whose value is read from the member's resolved config (e.g. G = Q)."""
+
+  def __init__(self, key: str, text: str):
+    self.key, self.text = key, text
+
+  def __call__(self, config):
+    node = config
+    for p in self.key.split("."):
+      node = node[p]
+    return node
+
+  def __repr__(self) -> str:
+    return self.text
+
+
 def _m(label, method, protocol="", schedule_of="", **overrides) -> Member:
   return Member(label, method, protocol, tuple(sorted(overrides.items())), schedule_of)
 
@@ -282,8 +298,13 @@ ENTROPY_LPL = _m("entropy@lplgrad", "entropy", "lplgrad")
 ENT_GRADNORM = _m("ent_gradnorm", "ent_gradnorm", "lplgrad")
 CRC = _m("crc", "crc")
 RANDOM_MT = _m("random_mt", "random_mt")
-# Proposition 2 is about each query: three cycles (two queries) check it.
-CRC_REPEATED = _m("crc@repeated", "crc", **{"al.pool_copies": 2, "al.cycles": 3})
+# Proposition 2 is about the queried set X_u*: CRC searches it as one group (G = Q), since
+# with G < Q the Q/G best groups are scored independently and two of them may hold copies of
+# one image (measured: every degenerate pick at G = Q/10 was such a cross-group copy, none a
+# copy inside a group or of a labeled image). Three cycles (two queries) check it.
+CRC_REPEATED = _m("crc@repeated", "crc", **{
+    "al.pool_copies": 2, "al.cycles": 3,
+    "acquisition_kwargs.group_size": FromConfig("al.budget", "Q")})
 ARAL = _m("aral", "aral")
 VAAL = _m("vaal", "vaal")
 # Members of "at few labels" claims train only the first cycle (the claim reads cycle 0; a
@@ -327,7 +348,8 @@ CLAIMS: Tuple[Claim, ...] = (
           "Δ AULC"),
     Claim("crc_no_duplicates", "CRC", "Proposition 2, §3.2",
           "CRC never queries an image identical to a labeled one or to another in the same "
-          "query when a non-degenerate choice exists (repeated pool).",
+          "query when a non-degenerate choice exists (repeated pool, the query searched as "
+          "one group, G = Q).",
           (CRC_REPEATED,), degenerate_queries("crc@repeated", 2), "degenerate picks"),
     Claim("crc_beats_random", "CRC", "§4.3, Table 4",
           "CRC beats random sampling, both trained with Mean Teacher.",

@@ -62,7 +62,7 @@ def build_configs(claims, dataset: str, preset: str, seeds: Sequence[int],
         for section in ("al", "train", "optim", "model"):
           c[section] = ref[section]
       for key, value in list(m.overrides) + list(overrides):
-        assign(c, key, value)
+        assign(c, key, value(c) if callable(value) else value)
       c.method = m.label
       c.seed = int(s)
       if data_dir:

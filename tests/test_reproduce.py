@@ -105,6 +105,8 @@ def test_registry_covers_the_papers_and_members_are_consistent():
     assert ssl == mt, section
   assert by["random@ssl"].al.cycles == by["random_fixmatch"].al.cycles == 1
   assert by["crc@repeated"].al.pool_copies == 2
+  # Proposition 2 is about the whole query: CRC searches it as one group.
+  assert by["crc@repeated"].acquisition_kwargs.group_size == by["crc@repeated"].al.budget
   assert by["tod"].diagnostics and by["crtcl"].diagnostics
   with pytest.raises(ALError, match="unknown claim"):
     claims_lib.get_claims(["nope"], "digits")
