@@ -155,12 +155,13 @@ def _commit() -> str:
     return "unknown (not a git checkout)"
 
 
-def write_ledger(workdir: str, claims, configs, command: str, seconds: float,
-                 commit: str = "") -> Dict:
+def write_ledger(workdir: str, claims, configs, command: str, commit: str = "") -> Dict:
   """Decides every claim on the finished runs and writes REPRODUCTION.md; returns verdicts."""
   from experiments import claims as claims_lib
   runs_dir = os.path.join(workdir, "runs")
   runs = load_member_runs(runs_dir, configs)
+  seconds = sum(r["train_seconds"] + r["query_seconds"]
+                for seeds in runs.values() for run in seeds.values() for r in run.rows)
   by_label = {c.method: c for c in configs}
   os.makedirs(os.path.join(workdir, "claims"), exist_ok=True)
   c0 = configs[0]
@@ -251,12 +252,7 @@ def reproduce(claim_names, dataset: str, seeds, workdir: str, preset: str = "cpu
   study_lib.run_study(configs, runs_dir, resume=resume, log=log, workers=workers)
   from experiments import report as report_lib
   report_lib.write_report(runs_dir)
-  seconds = 0.0
-  for c in configs:
-    for r in load_member_runs(runs_dir, [c]).get(c.method, {}).get(c.seed, claims_lib.Run(
-        [], "")).rows:
-      seconds += r["train_seconds"] + r["query_seconds"]
-  return write_ledger(workdir, claims, configs, command, seconds, commit)
+  return write_ledger(workdir, claims, configs, command, commit)
 
 
 def main(argv):
