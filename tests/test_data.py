@@ -23,7 +23,7 @@ from al_jax.data.datasets import DATASETS, Dataset
 # Registry name -> (TFDS name, image shape, num classes, flip, crop_pad).
 TFDS_LOADERS = {
     "mnist": ("mnist", (28, 28, 1), 10, False, 2),
-    "fashion_mnist": ("fashion_mnist", (28, 28, 1), 10, True, 2),
+    "fashion_mnist": ("fashion_mnist", (28, 28, 1), 10, False, 2),  # footwear faces one way
     "svhn": ("svhn_cropped", (32, 32, 3), 10, False, 2),
     "cifar10": ("cifar10", (32, 32, 3), 10, True, 4),
     "cifar100": ("cifar100", (32, 32, 3), 100, True, 4),
@@ -234,7 +234,7 @@ def test_fashion_mnist_reads_debian_idx_files(monkeypatch, tmp_path):
   _check_dataset(ds, "fashion_mnist", (28, 28, 1), 10)
   np.testing.assert_array_equal(ds.x_train[..., 0], arrays["x_train"])
   np.testing.assert_array_equal(ds.y_test, arrays["y_test"])
-  assert ds.flip and ds.crop_pad == 2
+  assert not ds.flip and ds.crop_pad == 2
 
 
 @pytest.mark.skipif(
