@@ -42,6 +42,22 @@ def test_study_pairs_pools_resumes_and_reports(tmp_path):
   assert {r["method"] for r in out["summary"]} == {"random", "entropy"}
   assert out["paired"]["entropy"]["n"] == 2
 
+  # The same-labels probe: one row per run and cycle, fitted on that cycle's own pool (a
+  # probe on other labels, or the model's accuracy copied, would differ from the direct fit).
+  from al_jax.data import DATASETS
+  from experiments import floors
+  rows, skipped = floors.same_label_margins(wd)
+  assert not skipped and len(rows) == 4 * 2
+  ds = DATASETS.get("digits")(seed=0)  # tiny_config's dataset
+  flat = lambda x: x.reshape(len(x), -1).astype(np.float32) / 255.0
+  r = next(r for r in rows if (r["method"], r["seed"], r["num_labeled"]) == ("entropy", 1, 30))
+  idx = np.load(os.path.join(wd, "entropy", "seed_1", "pools", "cycle_1.npy"))
+  assert len(idx) == 30
+  direct = floors._fit_probe(flat(ds.x_train), ds.y_train, flat(ds.x_test), ds.y_test, idx)
+  assert r["probe_accuracy"] == pytest.approx(direct)
+  assert r["model_accuracy"] == next(x for x in report.load_runs(
+      os.path.join(wd, "entropy", "seed_1"))[0] if x["cycle"] == 1)["test_accuracy"]
+
 
 def test_aulc_and_paired_statistics_exact():
   assert report.aulc(np.array([0.0, 10.0, 20.0]), np.array([0.2, 0.4, 0.6])) == pytest.approx(0.4)
