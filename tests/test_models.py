@@ -188,3 +188,22 @@ def test_registry_names_and_errors():
     _shapes(get_model("wrn", 10, depth=12), (1, 8, 8, 1))
   assert get_model("wrn", 10, depth=16, widen_factor=4).depth == 16
   assert get_model("resnet18", 10, stage_sizes=(2, 2, 2, 2)).width_multiplier == 1.0
+
+
+@pytest.mark.parametrize("k", [3, 4, 5])
+def test_conv_transpose_2x_is_flax_conv_transpose(k):
+  """The decoders' phase-split transposed conv: Flax's initial weights, outputs and gradients
+  (a tap or offset off by one, or phases interleaved in the wrong order, would differ)."""
+  from al_jax.models.generative import ConvTranspose2x
+  x = jax.random.normal(jax.random.PRNGKey(1), (2, 7, 5, 3))
+  ref = nn.ConvTranspose(4, (k, k), strides=(2, 2), padding="SAME")
+  new = ConvTranspose2x(4, k)
+  v_ref, v_new = ref.init(jax.random.PRNGKey(0), x), new.init(jax.random.PRNGKey(0), x)
+  jax.tree_util.tree_map(np.testing.assert_array_equal, v_ref, v_new)
+  v = {"params": {"kernel": v_ref["params"]["kernel"],
+                  "bias": jax.random.normal(jax.random.PRNGKey(2), (4,))}}
+  np.testing.assert_allclose(new.apply(v, x), ref.apply(v, x), atol=1e-5)
+  loss = lambda m: lambda p, x: jnp.sum(jnp.sin(m.apply(p, x)))
+  g_ref = jax.grad(loss(ref), argnums=(0, 1))(v, x)
+  g_new = jax.grad(loss(new), argnums=(0, 1))(v, x)
+  jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-4), g_ref, g_new)
