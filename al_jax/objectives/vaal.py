@@ -204,9 +204,14 @@ class VAAL(Objective):
           vae["params"], vae["batch_stats"], jax.random.fold_in(k_vae, i))
       return update_side(vae, g, self.tx_vae, bs), jnp.stack([loss, trd, adv])
 
-    # A loop, not an unrolled Python for: the step compiles one VAE update.
-    vae, (loss_vae, trd, adv) = jax.lax.fori_loop(0, self.num_vae_steps, vae_step,
-                                                  (vae, jnp.zeros(3)))
+    # Unrolled (num_vae_steps is a small static count, 2 in the official solver): inside a
+    # `lax.fori_loop` body XLA:CPU ran the VAE's convolutions 6.6× slower (fashion_mnist cpu
+    # preset, 2 cores: 0.76 s vs 0.115 s per VAAL step), at the price of compiling the update
+    # num_vae_steps times.
+    carry = (vae, jnp.zeros(3))
+    for i in range(self.num_vae_steps):
+      carry = vae_step(i, carry)
+    vae, (loss_vae, trd, adv) = carry
 
     # Sampler (Eq. 4) on the VAE means; the VAE runs in train mode without gradients, as the
     # official solver (`torch.no_grad()` on a module in train mode); its statistics are dropped.
