@@ -234,3 +234,14 @@ def test_lplgrad_protocol_puts_entropy_on_lplgrads_schedule():
   assert (c.al.initial, c.al.budget, c.al.subset, c.al.cycles) == (2500, 2500, 25000, 8)
   s = get_config("random", "svhn", "paper", "lplgrad")
   assert (s.optim.lr, tuple(s.optim.milestones), s.train.warm_start) == (0.01, (40,), True)
+
+
+def test_cpu_presets_fixmatch_ratio_and_fashion_settings():
+  """The cpu preset's FixMatch keeps μ = 7 unlabeled images per labeled one at every batch
+  size, and fashion_mnist trains at Adam 2e-3 (its no-flip default: tests/test_data.py)."""
+  from experiments.configs import cpu
+  for dataset, batch in (("digits", 32), ("fashion_mnist", 16), ("mnist", 16)):
+    c = cpu.get_config("random_fixmatch", dataset)
+    assert (c.train.batch_size, c.train.unlabeled_batch_size) == (batch, 7 * batch)
+  assert cpu.get_config("random", "fashion_mnist").optim.lr == 2e-3
+  assert cpu.get_config("random", "digits").optim.lr == 1e-3
