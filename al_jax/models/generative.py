@@ -281,7 +281,9 @@ class ConvTranspose2x(nn.Module):
       row = []
       for rw in (0, 1):
         tw, ow = self._taps(k, rw)
-        wk = w[jnp.asarray(th)][:, jnp.asarray(tw)].astype(x.dtype)
+        # The taps of a phase are every other one from the first: static strided slices,
+        # not gathers (nor scatter-adds in the gradient).
+        wk = w[th[0]::2, tw[0]::2].astype(x.dtype)
         row.append(jax.lax.conv_general_dilated(
             x, wk, (1, 1), ((-oh[0], oh[-1]), (-ow[0], ow[-1])),
             dimension_numbers=("NHWC", "HWIO", "NHWC")))
