@@ -4,7 +4,7 @@ Method = training objective × acquisition function (docs/architecture.md). The 
 ablations are other pairs, reachable with --objective/--acquisition.
 """
 
-from typing import Dict, NamedTuple
+from typing import Dict, NamedTuple, Optional
 
 from al_jax import ALError
 
@@ -13,6 +13,10 @@ class Method(NamedTuple):
   objective: str
   acquisition: str
   description: str
+  # A variant names a pairing that another method already names, with settings of its own
+  # (aral_labels_only is supervised × random on ARAL's schedule): spelled as its pairing it is
+  # that other method.
+  variant: bool = False
 
 
 METHODS: Dict[str, Method] = {
@@ -38,7 +42,8 @@ METHODS: Dict[str, Method] = {
     "aral_no_encoder": Method("aral_no_encoder", "bald",
                               "ARAL §4.3 ablation: no encoder (G and D only), BALD"),
     "aral_labels_only": Method("supervised", "random",
-                               "ARAL's discriminator classifier on labeled data alone"),
+                               "ARAL's discriminator classifier on labeled data alone",
+                               variant=True),
 }
 
 
@@ -54,22 +59,28 @@ def get_method(name: str) -> Method:
   return METHODS[name]
 
 
-def preset_method(objective: str, default: str) -> str:
-  """The method whose preset an `objective` override starts from when no method is named.
+def check_pairing(objective: str, acquisition: str) -> None:
+  """Raises ALError when the acquisition reads a side model the objective does not provide
+  (declared as `Acquisition.requires` / `Objective.provides`), naming objectives that do."""
+  from al_jax.acquisition import ACQUISITIONS
+  from al_jax.objectives import OBJECTIVES
+  need = ACQUISITIONS.get(acquisition).requires
+  have = OBJECTIVES.get(objective).provides
+  missing = [n for n in need if n not in have]
+  if missing:
+    fits = [n for n in OBJECTIVES.names() if set(need) <= set(OBJECTIVES.get(n).provides)]
+    raise ALError(f"acquisition {acquisition!r} needs the {', '.join(map(repr, missing))} side "
+                  f"model{'s' if len(missing) > 1 else ''}, which objective {objective!r} does "
+                  f"not provide; use --objective={' or '.join(fits)}")
 
-  `default` when it already trains with `objective`; else the method named after the
-  objective (aral, vaal), else one pairing it with `default`'s acquisition (mean_teacher →
-  random_mt), else the first by name. Objectives of no method keep `default`.
-  """
-  if get_method(default).objective == objective:
-    return default
-  own = sorted(m for m, v in METHODS.items() if v.objective == objective)
-  if not own:
-    return default
-  if objective in own:
-    return objective
-  same_acq = [m for m in own if METHODS[m].acquisition == METHODS[default].acquisition]
-  return (same_acq or own)[0]
+
+def canonical_method(objective: str, acquisition: str) -> Optional[str]:
+  """The method a pairing is named after: the first registered with it (so `random`, not
+  the variant `aral_labels_only`; `least_confidence`, not its alias `confidence`), or None."""
+  for name, m in METHODS.items():
+    if (m.objective, m.acquisition) == (objective, acquisition):
+      return name
+  return None
 
 # CRC (Kong et al.): convergence rate control with semi-supervised training; the SSL
 # baselines of its Tables 4–6 are the same acquisitions under the same objectives.

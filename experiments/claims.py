@@ -266,22 +266,6 @@ def degenerate_queries(label: str, copies: int) -> Callable[[Runs], Measurement]
 
 
 # --- the registry --------------------------------------------------------------------------
-class FromConfig:
-  """An override whose value is read from the member's resolved config (e.g. G = Q)."""
-
-  def __init__(self, key: str, text: str):
-    self.key, self.text = key, text
-
-  def __call__(self, config):
-    node = config
-    for p in self.key.split("."):
-      node = node[p]
-    return node
-
-  def __repr__(self) -> str:
-    return self.text
-
-
 def _m(label, method, protocol="", schedule_of="", **overrides) -> Member:
   return Member(label, method, protocol, tuple(sorted(overrides.items())), schedule_of)
 
@@ -304,7 +288,7 @@ RANDOM_MT = _m("random_mt", "random_mt")
 # copy inside a group or of a labeled image). Three cycles (two queries) check it.
 CRC_REPEATED = _m("crc@repeated", "crc", **{
     "al.pool_copies": 2, "al.cycles": 3,
-    "acquisition_kwargs.group_size": FromConfig("al.budget", "Q")})
+    "derive.group_fraction": 1.0})
 ARAL = _m("aral", "aral")
 VAAL = _m("vaal", "vaal")
 # Members of "at few labels" claims train only the first cycle (the claim reads cycle 0; a

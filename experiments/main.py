@@ -24,7 +24,6 @@ import tempfile
 from absl import flags, logging
 
 from experiments import cli
-from experiments.configs import assign, parse_set
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("method", ["random"],
@@ -57,6 +56,9 @@ flags.DEFINE_bool("distributed", False, "Multi-host: call jax.distributed.initia
 flags.DEFINE_enum("ntk_backend", None, ["native", "neural_tangents"],
                   "Empirical-NTK backend of eNTK-based acquisitions (crc): native, or "
                   "neural_tangents where neural-tangents imports.")
+flags.DEFINE_bool("print_config", False, "Print each run's fully resolved config, with the "
+                  "layer that set every non-default value (dataset, model, objective, "
+                  "acquisition, method, protocol, command line, derived), and exit.")
 flags.DEFINE_bool("list", False, "Print every method (objective × acquisition, paper), "
                   "objective, acquisition function, model and dataset, and exit.")
 flags.DEFINE_enum("progress", "auto", ["auto", "bar", "lines", "off"],
@@ -74,67 +76,35 @@ flags.DEFINE_string("shard", None, "K/N: run only the K-th (0 <= K < N) of N dis
                     "of the study, e.g. --shard=$SLURM_ARRAY_TASK_ID/4.")
 
 
-def resolve_methods():
-  """(methods, acquisition override). Without --method, an --objective starts from its own
-  method's preset (`al_jax.methods.preset_method`: --objective=aral gets aral's model, pool
-  sizes and schedule, not `random`'s), keeping the default method's acquisition unless
-  --acquisition names one."""
-  from al_jax.methods import get_method, preset_method
-  if not FLAGS.objective or FLAGS["method"].present or len(FLAGS.method) != 1:
-    return list(FLAGS.method), FLAGS.acquisition
-  from al_jax.objectives import OBJECTIVES
-  OBJECTIVES.get(FLAGS.objective)  # unknown names: the one-line error first
-  default = FLAGS.method[0]
-  base = preset_method(FLAGS.objective, default)
-  return [base], FLAGS.acquisition or get_method(default).acquisition
-
-
-def build_config(method: str, seed: int, acquisition=None):
-  """Resolves the preset, then the flags, then --set overrides; unknown keys raise."""
-  import ml_collections
-  from al_jax import ALError
-  from al_jax.methods import get_method
-  from experiments.configs import get_config
-  c = get_config(method, FLAGS.dataset, FLAGS.preset, FLAGS.protocol)
-  acquisition = acquisition or FLAGS.acquisition
-  if FLAGS.objective or acquisition:
-    from al_jax.objectives import OBJECTIVES
-    from al_jax.acquisition import ACQUISITIONS
-    if FLAGS.objective:
-      OBJECTIVES.get(FLAGS.objective)
-      c.objective = FLAGS.objective
-    if acquisition:
-      ACQUISITIONS.get(acquisition)
-      c.acquisition = acquisition
-    # The method's settings belong to its own components: a replaced one starts from its
-    # defaults (e.g. --method=tod --objective=supervised must not pass λ to supervised).
-    if c.objective != get_method(method).objective:
-      c.objective_kwargs = ml_collections.ConfigDict()
-    if c.acquisition != get_method(method).acquisition:
-      c.acquisition_kwargs = ml_collections.ConfigDict()
-    if (c.objective, c.acquisition) != tuple(get_method(method)[:2]):
-      c.method = f"{c.objective}+{c.acquisition}"  # an ablation pair: name it by its parts
-  c.seed = seed
-  c.diagnostics = FLAGS.diagnostics
+def command_line(seed: int):
+  """The command line's settings as (dotted key, value) pairs, in the order they apply."""
+  from experiments.configs import parse_set
+  out = []
+  if seed:
+    out.append(("seed", seed))
+  if FLAGS.diagnostics:
+    out.append(("diagnostics", True))
   for name, key in (("cycles", "al.cycles"), ("initial", "al.initial"),
                     ("budget", "al.budget"), ("epochs", "train.epochs")):
     if getattr(FLAGS, name) is not None:
-      _assign(c, key, getattr(FLAGS, name))
+      out.append((key, getattr(FLAGS, name)))
   if FLAGS.data_dir:
-    c.data_dir = FLAGS.data_dir
-  if FLAGS.ntk_backend is not None:
-    import inspect
-    from al_jax.acquisition import ACQUISITIONS
-    if "ntk_backend" not in inspect.signature(ACQUISITIONS.get(c.acquisition)).parameters:
-      raise ALError(f"--ntk_backend applies to eNTK-based acquisitions (crc), not "
-                    f"{c.acquisition!r}")
-    c.acquisition_kwargs.ntk_backend = FLAGS.ntk_backend
-  for key, value in parse_set(FLAGS.set):
-    _assign(c, key, value)
-  return c
+    out.append(("data_dir", FLAGS.data_dir))
+  if FLAGS.ntk_backend is not None:  # a shortcut for the eNTK acquisitions' own setting
+    out.append(("acquisition_kwargs.ntk_backend", FLAGS.ntk_backend))
+  return out + parse_set(FLAGS.set)
 
 
-_assign = assign  # the one definition lives in experiments.configs
+def build_configs(seeds):
+  """One Resolved config per (method, seed), method-major: every layer of the preset, then
+  the command line, then the derived values (experiments.configs.resolve)."""
+  from experiments.configs import resolve
+  # --objective / --acquisition without --method spell a pairing on their own.
+  spelled = (FLAGS.objective or FLAGS.acquisition) and not FLAGS["method"].present
+  methods = [None] if spelled else list(FLAGS.method)
+  return [resolve(m, FLAGS.dataset, FLAGS.preset, FLAGS.protocol, FLAGS.objective,
+                  FLAGS.acquisition, command_line(s))
+          for m in methods for s in seeds]
 
 
 def check_flags():
@@ -173,8 +143,14 @@ def main(argv):
   from al_jax import progress as progress_lib
   try:
     seeds, shard = check_flags()
-    methods, acquisition = resolve_methods()
-    configs = [build_config(m, s, acquisition) for m in methods for s in seeds]
+    resolved = build_configs(seeds)
+    if FLAGS.print_config:
+      for r in resolved:
+        print(f"# {r.config.method} seed {r.config.seed} ({FLAGS.preset} preset)")
+        print(r.describe())
+      return
+    configs = [r.config for r in resolved]
+    methods = sorted({c.method for c in configs}, key=[c.method for c in configs].index)
     import al_jax.loop as loop  # imported here so --help stays fast
     for c in configs:
       c.lock()

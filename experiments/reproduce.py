@@ -50,23 +50,26 @@ def build_configs(claims, dataset: str, preset: str, seeds: Sequence[int],
                   overrides=(), data_dir: str = "") -> List:
   """One locked config per (member, seed), member-major (a study's order)."""
   from experiments import claims as claims_lib
-  from experiments.configs import assign, get_config
+  from experiments.configs import get_config, resolve
   out = []
   for m in claims_lib.members_of(claims):
+    schedule = None
+    if m.schedule_of:
+      # The pool, schedule, optimiser and model of another method's preset, so the two
+      # differ only in what the claim compares (e.g. the use of unlabeled data).
+      ref = get_config(m.schedule_of, dataset, preset, m.protocol).to_dict()
+      schedule = {f"{section}.{k}": v for section in ("al", "train", "optim")
+                  for k, v in ref[section].items()}
+      schedule["model.name"] = ref["model"]["name"]
+      schedule.update({f"model.kwargs.{k}": v for k, v in ref["model"]["kwargs"].items()})
     for s in seeds:
-      c = get_config(m.method, dataset, preset, m.protocol)
-      if m.schedule_of:
-        # The pool, schedule, optimiser and model of another method's preset, so the two
-        # differ only in what the claim compares (e.g. the use of unlabeled data).
-        ref = get_config(m.schedule_of, dataset, preset, m.protocol)
-        for section in ("al", "train", "optim", "model"):
-          c[section] = ref[section]
-      for key, value in list(m.overrides) + list(overrides):
-        assign(c, key, value(c) if callable(value) else value)
+      cli = list(overrides) + ([("data_dir", data_dir)] if data_dir else [])
+      # The member's defining settings apply after the command line (a conflicting --set is
+      # refused), and derived values (G = Q) are read from the final config.
+      c = resolve(m.method, dataset, preset, m.protocol, overrides=cli,
+                  member=list(m.overrides) + [("seed", int(s))],
+                  schedule_of=schedule).config
       c.method = m.label
-      c.seed = int(s)
-      if data_dir:
-        c.data_dir = data_dir
       c.lock()
       out.append(c)
   return out

@@ -15,7 +15,7 @@ os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 
 import pytest  # noqa: E402
 
-from experiments.configs import cpu  # noqa: E402
+from experiments.configs import AtLeast, cpu  # noqa: E402
 from experiments.configs import get_config  # noqa: E402
 
 
@@ -26,11 +26,13 @@ def tiny_config(method: str = "random", dataset: str = "digits", **overrides):
       "al.initial": 20, "al.budget": 10, "al.cycles": 3, "train.epochs": 2,
       "train.batch_size": 16, "train.unlabeled_batch_size": 16, "eval.chunk_size": 128,
       "log_every": 1000})
-  # Few steps: the method's own minimum (SSL, ARAL), not the dataset's steps-per-cycle rule
-  # that makes the cpu preset's models learn (tests need behaviour, not accuracy).
-  own = cpu.METHOD_OVERRIDES.get(method, {}).get("train.min_steps_per_epoch")
-  floor = cpu.METHOD_MINIMUMS.get(method, {}).get("train.min_steps_per_epoch", 1)
-  cpu.apply_overrides(c, {"train.min_steps_per_epoch": own or floor})
+  # Few steps: the objective's or method's own minimum (SSL, ARAL), not the dataset's
+  # steps-per-cycle rule that makes the cpu preset's models learn (tests need behaviour, not
+  # accuracy).
+  key = "train.min_steps_per_epoch"
+  own = (cpu.METHODS.get(method, {}).get(key) or cpu.OBJECTIVES.get(c.objective, {}).get(key)
+         or 1)
+  cpu.apply_overrides(c, {key: own.value if isinstance(own, AtLeast) else own})
   if c.model.name == "small_cnn":  # the method's own network otherwise (e.g. ARAL's MLP)
     cpu.apply_overrides(c, {"model.kwargs.widths": (8, 16), "model.kwargs.hidden": 32})
   cpu.apply_overrides(c, overrides)

@@ -216,7 +216,7 @@ def test_protocol_runs_every_method_of_its_table_on_one_schedule(name):
     configs = {m: get_config(m, dataset, "paper", name) for m in proto.methods}
     for key in sched:
       values = {m: _norm(_get(c, key)) for m, c in configs.items()
-                if key not in PROTOCOL_EXEMPT.get(m, ())}
+                if key not in PROTOCOL_EXEMPT.get(c.acquisition, ())}
       assert len(set(map(repr, values.values()))) == 1, f"{name}/{dataset} {key}: {values}"
       assert next(iter(values.values())) == _norm(sched[key])
     assert all(c.protocol == name for c in configs.values())
@@ -239,9 +239,8 @@ def test_lplgrad_protocol_puts_entropy_on_lplgrads_schedule():
 def test_cpu_presets_fixmatch_ratio_and_fashion_settings():
   """The cpu preset's FixMatch keeps μ = 7 unlabeled images per labeled one at every batch
   size, and fashion_mnist trains at Adam 2e-3 (its no-flip default: tests/test_data.py)."""
-  from experiments.configs import cpu
   for dataset, batch in (("digits", 32), ("fashion_mnist", 16), ("mnist", 16)):
-    c = cpu.get_config("random_fixmatch", dataset)
+    c = get_config("random_fixmatch", dataset)
     assert (c.train.batch_size, c.train.unlabeled_batch_size) == (batch, 7 * batch)
-  assert cpu.get_config("random", "fashion_mnist").optim.lr == 2e-3
-  assert cpu.get_config("random", "digits").optim.lr == 1e-3
+  assert get_config("random", "fashion_mnist").optim.lr == 2e-3
+  assert get_config("random", "digits").optim.lr == 1e-3

@@ -28,6 +28,7 @@ def _side(state, name: str, acq: str, objective: str):
 class VAAL(Acquisition):
   """VAAL: −S(μ(x)) with μ the VAE encoder mean (official sampler.py)."""
   name = "vaal"
+  requires = ("vae", "sampler")
 
   def score(self, state, x, rng):
     del rng
@@ -40,6 +41,7 @@ class VAAL(Acquisition):
 class ARALSampler(Acquisition):
   """ARAL: −S(μ(x, C(x))) with E conditioned on the classifier's inferred label (§3.2)."""
   name = "aral_sampler"
+  requires = ("encoder", "sampler")
 
   def score(self, state, x, rng):
     del rng

@@ -27,6 +27,8 @@ def mutual_information(log_probs: jnp.ndarray) -> jnp.ndarray:
 
 @ACQUISITIONS.register("bald")
 class BALD(Acquisition):
+  # Scores sample dropout masks: the model needs dropout (checked when a run is configured).
+  stochastic_forward = True
   """Largest mutual information first.
 
   The model needs dropout (`model.kwargs.dropout_rate > 0`): small_cnn and mlp have it by

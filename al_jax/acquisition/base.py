@@ -15,7 +15,7 @@ Two kinds of acquisition function, both registered in `ACQUISITIONS`:
 import dataclasses
 import functools
 import time
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, Optional, Tuple
 
 import jax
 import jax.numpy as jnp
@@ -36,11 +36,17 @@ class Acquisition:
   Attributes:
     kind: "score" or "select".
     needs_previous: True if scoring reads `state.prev_variables` (TOD's COD).
-    stochastic_forward: True if scoring uses dropout (MC-dropout BALD).
+    requires: side models the acquisition reads from `ModelState.aux` (e.g. ("loss_net",));
+      a pairing is checked against the objective's `provides` before any work
+      (`al_jax.methods.check_pairing`).
+    stochastic_forward: True if scoring samples dropout masks (MC-dropout BALD); the model
+      must then have dropout (or, for noisy_mlp, Gaussian noise).
   """
   name = "base"
   kind = "score"
   needs_previous = False
+  requires: Tuple[str, ...] = ()
+  stochastic_forward = False
 
   def __init__(self, **kwargs):
     if kwargs:

@@ -11,6 +11,7 @@ from al_jax.acquisition.base import ACQUISITIONS, Acquisition
 
 @ACQUISITIONS.register("critic")
 class CriticScore(Acquisition):
+  requires = ("critic",)
   """Lowest critic score first (§III.E steps 2–4)."""
   name = "critic"
 

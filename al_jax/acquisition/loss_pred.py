@@ -11,6 +11,7 @@ from al_jax.acquisition.base import ACQUISITIONS, Acquisition
 
 @ACQUISITIONS.register("predicted_loss")
 class PredictedLoss(Acquisition):
+  requires = ("loss_net",)
   """l̂(x) from the loss-prediction module, higher = query first."""
   name = "predicted_loss"
 

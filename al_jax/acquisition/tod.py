@@ -76,6 +76,7 @@ class CyclicOutputDiscrepancy(_OutputDiscrepancy):
 class EMAOutputDiscrepancy(_OutputDiscrepancy):
   """EMAOD, TOD §5.4: discrepancy to the EMA model of the `tod_ema` objective."""
   name = "emaod"
+  requires = ("ema",)
 
   def baseline_logits(self, state, x):
     if "ema" not in state.aux:

@@ -51,6 +51,7 @@ ENCODER_GAN = ("bigan", "as_printed")
 
 @OBJECTIVES.register("aral")
 class ARAL(Objective):
+  provides = ("encoder", "sampler")
   """ARAL's co-trained model; the classifier is the discriminator's class head.
 
   Args (beyond `Objective`'s; defaults are the paper's MNIST settings, §4.1):
@@ -425,6 +426,7 @@ class ARALNoEncoder(ARAL):
   D judges (x, y) pairs (no z input); the paper pairs it with BALD (`aral_no_encoder`).
   """
   name = "aral_no_encoder"
+  provides = ()
 
   def __init__(self, *args, **kwargs):
     kwargs["use_encoder"] = False

@@ -65,6 +65,9 @@ class Objective(abc.ABC):
   """
   name = "base"
   uses_unlabeled = False
+  # Side models the objective exposes in `ModelState.aux` for acquisitions that declare
+  # them in `requires` (checked when a run is configured: al_jax.methods.check_pairing).
+  provides: Tuple[str, ...] = ()
 
   def __init__(self, model: nn.Module, prep: Preprocess, num_classes: int, optim_cfg,
                epochs: int, **kwargs):

@@ -54,6 +54,7 @@ def wasserstein_critic_loss(c, correct, mask, reduction: str = "sum"):
 
 @OBJECTIVES.register("critic")
 class CriticLoss(Objective):
+  provides = ("critic",)
   """CrtCl's objective: CE + critic trained with L_CC + generator loss L_CG until epoch E'.
 
   Args (beyond `Objective`'s):

@@ -71,6 +71,7 @@ def ranking_loss(pred: jnp.ndarray, target: jnp.ndarray, mask: jnp.ndarray, marg
 
 @OBJECTIVES.register("loss_pred")
 class LossPrediction(Objective):
+  provides = ("loss_net",)
   """Cross-entropy + weight × loss-prediction (margin ranking) loss, LPLgrad Eq. 4.
 
   Args (beyond `Objective`'s):

@@ -65,6 +65,7 @@ def ema_update(ema, new, decay):
 
 @OBJECTIVES.register("tod_ema")
 class TodEMA(Objective):
+  provides = ("ema",)
   """TOD's overall objective L_S + λ·L_U (Eq. 9) with an EMA baseline model (Eq. 6).
 
   Args (beyond `Objective`'s):

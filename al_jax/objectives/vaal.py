@@ -84,6 +84,7 @@ def as_tuple(v) -> tuple:
 
 @OBJECTIVES.register("vaal")
 class VAAL(Objective):
+  provides = ("vae", "sampler")
   """Supervised task model + VAAL's β-VAE and sampler trained on labeled ∪ unlabeled data.
 
   Args (beyond `Objective`'s; defaults are the official code's, sinhasam/vaal, except the

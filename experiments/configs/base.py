@@ -67,14 +67,12 @@ def get_config() -> ml_collections.ConfigDict:
   c.eval = ml_collections.ConfigDict()
   c.eval.chunk_size = 256        # fixed chunk for scoring and evaluation
   c.eval.ece_bins = 15           # equal-width ECE bins (CrtCl Eq. 6)
-  return c
 
-
-def for_method(method: str, dataset: str, preset: str) -> ml_collections.ConfigDict:
-  """Defaults with the method's objective × acquisition pairing filled in."""
-  from al_jax.methods import get_method
-  m = get_method(method)
-  c = get_config()
-  c.method, c.objective, c.acquisition = method, m.objective, m.acquisition
-  c.dataset, c.preset = dataset, preset
+  # Ratios resolved into other settings once, after every override (configs.resolve), so a
+  # value that depends on others follows them: 0 = off (the target keeps its own value).
+  c.derive = ml_collections.ConfigDict()
+  c.derive.unlabeled_ratio = 0.0   # μ: train.unlabeled_batch_size = μ × train.batch_size
+  c.derive.rampup_fraction = 0.0   # objective_kwargs.rampup_steps = f × epochs × min_steps_per_epoch
+  c.derive.detach_fraction = 0.0   # objective_kwargs.detach_epoch = round(f × train.epochs)
+  c.derive.group_fraction = 0.0    # acquisition_kwargs.group_size = round(f × al.budget)
   return c

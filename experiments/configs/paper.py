@@ -8,9 +8,7 @@ comment names the paper table it reproduces.
 """
 
 from al_jax import ALError
-from al_jax.methods import get_method
-from experiments.configs import base, protocols
-from experiments.configs.cpu import apply_overrides
+from experiments.configs import protocols
 
 # The common benchmark setting of LL4AL (Yoo & Kweon 2019 §4.1), reused by TOD and
 # LPLgrad for CIFAR-10: ResNet-18, SGD lr 0.1 momentum 0.9 wd 5e-4, 200 epochs,
@@ -73,7 +71,7 @@ PAPER_PRESETS[("crtcl_select_only", "cifar10")] = {
 # module's learning-rate scheduler (main.py steps only `schedulers['backbone']`); LL4AL's does.
 _LOSS_PRED_PAPER = {
     "objective_kwargs.margin": 1.0, "objective_kwargs.weight": 1.0,
-    "objective_kwargs.detach_epoch": 120, "objective_kwargs.hidden": 128,
+    "derive.detach_fraction": 120 / 200, "objective_kwargs.hidden": 128,
     "objective_kwargs.pairing": "reverse", "objective_kwargs.ties": "negative",
     "objective_kwargs.module_lr_decay": True,
 }
@@ -88,33 +86,52 @@ for _ds in protocols.LPLGRAD_TABLE2_HIGH:
   PAPER_PRESETS[("ent_gradnorm", _ds)] = {**_table, **_GRADNORM_PAPER}  # LPLgrad Table III
   PAPER_PRESETS[("coreset", _ds)] = dict(_table)  # LPLgrad Table III
 
-BASELINE_METHODS = ("random", "entropy", "least_confidence", "confidence", "margin")
 
 
-def get_config(method: str, dataset: str, protocol: str = ""):
-  """The paper preset of (method, dataset); with `protocol`, under that paper's schedule."""
-  get_method(method)  # unknown method: the one-line error listing valid names
+def baseline_methods():
+  """Methods that run on any paper dataset's shared baseline (DATASET_BASE) without a table
+  of their own: the supervised objective with an acquisition that needs no side model and no
+  previous model (random, entropy, margin, core-set, BADGE, ...)."""
+  from al_jax.acquisition import ACQUISITIONS
+  from al_jax.methods import METHODS
+  out = []
+  for name, m in sorted(METHODS.items()):
+    acq = ACQUISITIONS.get(m.acquisition)
+    # The shared baseline is ResNet-18 without dropout: no MC-dropout acquisition on it.
+    if (m.objective == "supervised" and not m.variant and not acq.requires
+        and not acq.needs_previous and not acq.stochastic_forward):
+      out.append(name)
+  return tuple(out)
+
+
+def model_layer(model: str, dataset: str) -> dict:
+  del model, dataset  # each paper table names its model's settings
+  return {}
+
+
+def layers(method: str, objective: str, acquisition: str, dataset: str, protocol: str):
+  """The paper preset's layers: the shared baseline of the dataset, then the paper table of
+  (method, dataset), then the protocol's schedule (without the keys the acquisition owns)."""
+  del objective
   key = (method, dataset)
-  if protocol:
-    sched = protocols.protocol_overrides(protocol, "paper", dataset)
-  elif key not in PAPER_PRESETS and not (method in BASELINE_METHODS and dataset in DATASET_BASE):
+  if not protocol and key not in PAPER_PRESETS and not (
+      method in baseline_methods() and dataset in DATASET_BASE):
     have = sorted({f"{a}/{b}" for a, b in PAPER_PRESETS} |
-                  {f"{a}/{b}" for a in BASELINE_METHODS for b in DATASET_BASE})
+                  {f"{a}/{b}" for a in baseline_methods() for b in DATASET_BASE})
     raise ALError(f"no paper preset for method {method!r} on dataset {dataset!r}; "
                   f"available: {', '.join(have)} (or --protocol=NAME: "
                   f"{', '.join(sorted(protocols.PROTOCOLS))})")
-  c = base.for_method(method, dataset, "paper")
-  apply_overrides(c, DATASET_BASE.get(dataset, {}))
-  apply_overrides(c, PAPER_PRESETS.get(key, {}))
+  out = [(f"dataset ({dataset})", dict(DATASET_BASE.get(dataset, {}))),
+         (f"method ({method})", dict(PAPER_PRESETS.get(key, {})))]
   if protocol:
-    apply_overrides(c, {k: v for k, v in sched.items()
-                        if k not in PROTOCOL_EXEMPT.get(method, ())})
-    c.protocol = protocol
-  return c
+    sched = protocols.protocol_overrides(protocol, "paper", dataset)
+    out.append((f"protocol ({protocol})", {k: v for k, v in sched.items()
+                                           if k not in PROTOCOL_EXEMPT.get(acquisition, ())}))
+  return out
 
 
-# Schedule keys a method owns under any protocol: PT4AL selects from its whole pretext-loss
-# batch (the public code scores no random subset).
+# Schedule keys an acquisition owns under any protocol: PT4AL selects from its whole
+# pretext-loss batch (the public code scores no random subset).
 PROTOCOL_EXEMPT = {"pt4al": ("al.subset",)}
 
 # --- CRC (Kong et al., "Relieving the Plateau") ---------------------------------------

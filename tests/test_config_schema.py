@@ -1,0 +1,121 @@
+"""Settings that cannot make sense are refused before any work, with one line naming the key,
+the value and the valid range (experiments/configs/schema.py)."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from al_jax import ALError
+from al_jax.acquisition import ACQUISITIONS
+from al_jax.models import MODELS
+from al_jax.objectives import OBJECTIVES
+from experiments.configs import base, resolve, schema
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _numeric(v) -> bool:
+  if isinstance(v, bool):
+    return False
+  if isinstance(v, (int, float)):
+    return True
+  return isinstance(v, (tuple, list)) and bool(v) and all(
+      isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)
+
+
+def _base_leaves():
+  def walk(d, prefix=""):
+    for k, v in d.items():
+      if isinstance(v, dict):
+        yield from walk(v, f"{prefix}{k}.")
+      else:
+        yield f"{prefix}{k}", v
+  return dict(walk(base.get_config().to_dict()))
+
+
+def test_every_numeric_setting_has_a_declared_range():
+  missing = [k for k, v in _base_leaves().items()
+             if (_numeric(v) or k == "optim.milestones") and k not in schema.BASE]
+  for kind, reg in (("objective", OBJECTIVES), ("acquisition", ACQUISITIONS),
+                    ("model", MODELS)):
+    for name in reg.names():
+      cls = schema._component_class(kind, name)
+      rules = schema.declared(kind, name)
+      fixed = MODELS.get(name).fixed if kind == "model" else {}
+      missing += [f"{kind} {name}: {k}" for k, v in schema.component_settings(cls).items()
+                  if _numeric(v) and k not in rules and k not in fixed]
+  assert not missing, missing
+
+
+def _cases():
+  """(preset method, dataset, key, an out-of-range value) for every declaration."""
+  for key, rule in sorted(schema.BASE.items()):
+    yield "random", key, rule.invalid()
+  methods = {"objective": {"aral": "aral", "critic": "crtcl", "fixmatch": "random_fixmatch",
+                           "loss_pred": "ll4al", "mean_teacher": "random_mt",
+                           "tod_ema": "tod", "vaal": "vaal"},
+             "acquisition": {"bald": "bald", "crc": "crc", "egl": "egl",
+                             "entropy_gradnorm": "ent_gradnorm", "pt4al": "pt4al"}}
+  for kind, section in (("objective", "objective_kwargs"), ("acquisition", "acquisition_kwargs")):
+    table = schema.OBJECTIVES if kind == "objective" else schema.ACQUISITIONS
+    for name, rules in sorted(table.items()):
+      for k, rule in sorted(rules.items()):
+        yield methods[kind][name], f"{section}.{k}", rule.invalid()
+  for name, rules in sorted(schema.MODELS.items()):
+    for k, rule in sorted(rules.items()):
+      if k not in MODELS.get(name).fixed:
+        yield f"model:{name}", f"model.kwargs.{k}", rule.invalid()
+
+
+CASES = list(_cases())
+
+
+def test_the_table_covers_every_declaration():
+  assert len(CASES) == len(schema.BASE) + sum(map(len, schema.OBJECTIVES.values())) + sum(
+      map(len, schema.ACQUISITIONS.values())) + sum(
+      len([k for k in r if k not in MODELS.get(n).fixed]) for n, r in schema.MODELS.items())
+
+
+@pytest.mark.parametrize("method,key,value", CASES, ids=[f"{k}={v!r}" for _, k, v in CASES])
+def test_an_out_of_range_value_is_one_line_naming_key_value_and_range(method, key, value):
+  overrides = [(key, value)]
+  if method.startswith("model:"):
+    overrides = [("model.name", method.split(":")[1]), (key, value)]
+    method = "random"
+  try:
+    resolve(method, "digits", "cpu", overrides=overrides)
+  except ALError as e:
+    msg = str(e)
+  else:
+    pytest.fail(f"{key}={value!r} was accepted")
+  assert "\n" not in msg
+  assert msg.startswith(f"{key}=") and "must be" in msg, msg
+
+
+def test_in_range_values_pass_and_checks_are_not_scattered():
+  resolve("random", "digits", "cpu", overrides=[("optim.lr", 1e-4), ("eval.ece_bins", 1)])
+  resolve("ll4al", "digits", "cpu", overrides=[("derive.detach_fraction", 1.0)])
+  with pytest.raises(ALError, match="derive.detach_fraction=1.0 sets objective_kwargs.detach_"
+                                    "epoch, which objective 'supervised' does not have"):
+    resolve("random", "digits", "cpu", overrides=[("derive.detach_fraction", 1.0)])
+  with pytest.raises(ALError, match="objective_kwargs.lam: objective 'supervised' has no such"):
+    resolve("random", "digits", "cpu", overrides=[("objective_kwargs.lam", 0.1)])
+  with pytest.raises(ALError, match="optim.milestones"):
+    resolve("random", "digits", "cpu", overrides=[("optim.schedule", "step"),
+                                                  ("optim.milestones", (50,))])
+  with pytest.raises(ALError, match="samples dropout masks"):
+    resolve("bald", "digits", "cpu", overrides=[("model.kwargs.dropout_rate", 0.0)])
+
+
+@pytest.mark.parametrize("setting,expect", [
+    ("optim.lr=-1", "optim.lr=-1.0 is out of range: must be a number > 0"),
+    ("eval.ece_bins=0", "eval.ece_bins=0 is out of range: must be an integer ≥ 1"),
+])
+def test_the_command_line_exits_2_with_one_line(setting, expect):
+  r = subprocess.run([sys.executable, "-m", "experiments.main", "--set", setting,
+                      "--progress=off"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+  assert r.returncode == 2
+  assert r.stderr.strip() == f"error: {expect}"
+  assert r.stdout == ""
