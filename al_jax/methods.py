@@ -101,3 +101,5 @@ register_method("ent_gradnorm", "supervised", "entropy_gradnorm",
 register_method("egl", "supervised", "egl", "expected gradient length (CRC §4.2)")
 register_method("bald", "supervised", "bald", "BALD with MC dropout (Gal et al. 2017)")
 register_method("coreset", "supervised", "coreset", "core-set k-center greedy (Sener 2018)")
+register_method("badge", "supervised", "badge",
+                "BADGE (Ash et al. 2020): k-means++ on hypothetical last-layer gradients")

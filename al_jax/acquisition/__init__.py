@@ -9,3 +9,4 @@ from al_jax.acquisition import pt4al  # noqa: F401
 from al_jax.acquisition import crc  # noqa: F401
 from al_jax.acquisition import bald, coreset, gradnorm, loss_pred  # noqa: F401
 from al_jax.acquisition import adversarial  # noqa: F401,E402
+from al_jax.acquisition import badge  # noqa: F401,E402
