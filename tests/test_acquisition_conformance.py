@@ -1,7 +1,8 @@
 """One contract suite over every registered acquisition function (optax-style conformance).
 
-Each acquisition is paired with the objective of a method that uses it (its side
-models, e.g. a loss predictor, come from that objective), trained for a few steps.
+Each acquisition is paired by the declared contracts (`Acquisition.requires` ⊆
+`Objective.provides`) with the cheapest objective that provides its side models (supervised
+when it needs none), trained for a few steps.
 """
 
 import jax
@@ -13,19 +14,18 @@ from al_jax import ALError
 from al_jax import acquisition as acq_lib
 from al_jax.acquisition import base as acq_base
 from al_jax.loop import ActiveLearner
-from al_jax.methods import METHODS
+from al_jax.objectives import OBJECTIVES
 from al_jax.data import Pool
 from tests.conftest import tiny_config
 
 
 def _objective_for(acq_name: str) -> str:
-  """The objective of a method using `acq_name`: supervised when one does (no side models
-  needed, cheapest), else the first such method's by name."""
-  objectives = [METHODS[m].objective for m in sorted(METHODS)
-                if METHODS[m].acquisition == acq_name]
-  if not objectives or "supervised" in objectives:
+  """Supervised when the acquisition requires no side model, else the first objective (by
+  name) that provides every one it requires."""
+  need = set(acq_lib.ACQUISITIONS.get(acq_name).requires)
+  if not need:
     return "supervised"
-  return objectives[0]
+  return next(o for o in OBJECTIVES.names() if need <= set(OBJECTIVES.get(o).provides))
 
 
 _CACHE = {}
