@@ -83,16 +83,19 @@ _TOD_SCHEDULE = {"al.cycles": 7, "train.warm_start": True, "train.augment": True
 # CrtCl §IV-A/§V.A: ResNet-18, SGD 0.1 / 0.9, 200 epochs, ×0.1 at 160, 7 cycles; start/budget
 # 1200/200 (CIFAR-10/100), 500/500 (SVHN); "for all other hyperparameters we follow [31]"
 # (LL4AL: weight decay 5e-4, batch 128, random subset of 10,000); "for the training sets random
-# horizontal flipping was used as an augmentation" (no crops, §IV-A). The paper does not say
-# whether models continue across cycles ("Retrain the model", §III.E step 7): each method keeps
-# its own rule (TOD's COD needs its model to continue).
+# horizontal flipping was used as an augmentation" (no crops, §IV-A). Every method continues its
+# model across cycles: §IV-A "Following [32] (TOD) for all experimental settings" and "for all
+# other hyperparameters and baselines, we follow [31], [32] and [33]" — TOD's main_TOD.py and
+# LL4AL's code build the model once per trial and keep training it on the grown labeled set, the
+# reading of §III.E step 7 "Retrain the model with the updated dataset" that both cited codes
+# share (and TOD's COD needs its model to continue). One rule for the whole comparison.
 CRTCL_DATA = {
     "cifar10": {"al.initial": 1200, "al.budget": 200},
     "cifar100": {"al.initial": 1200, "al.budget": 200},
     "svhn": {"al.initial": 500, "al.budget": 500},
 }
 _CRTCL_SCHEDULE = {"al.cycles": 7, "al.subset": 10000, "train.augment": True,
-                   "train.crop_pad": 0, "train.flip": "on"}
+                   "train.crop_pad": 0, "train.flip": "on", "train.warm_start": True}
 
 PROTOCOLS: Dict[str, Protocol] = {
     "lplgrad": Protocol(
@@ -111,7 +114,7 @@ PROTOCOLS: Dict[str, Protocol] = {
         methods=("crtcl", "crtcl_loss_only", "crtcl_select_only", "pt4al", "ll4al", "tod",
                  "random"),
         paper={d: {**RESNET_SGD, **_CRTCL_SCHEDULE, **t} for d, t in CRTCL_DATA.items()},
-        cpu={"train.crop_pad": 0}),
+        cpu={"train.crop_pad": 0, "train.warm_start": True}),
 }
 
 
