@@ -27,6 +27,8 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 HOLDS, FAILS, INCONCLUSIVE = "holds", "does not hold", "inconclusive"
+NOT_MEASURED = "not measured"
+MIN_SEEDS = 2  # an interval, and so a verdict, needs at least two seeds
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,6 +93,7 @@ class Measurement:
     greater: True when the claim is `value > threshold`, False for `value < threshold`.
     exact: the claim must hold on every seed (no interval): `values` counts violations.
     note: a sentence on how the value was computed, shown in the ledger.
+    checked: for an exact claim, how many cases (e.g. queried images) each seed checked.
   """
   values: np.ndarray
   parts: Sequence[str]
@@ -98,6 +101,7 @@ class Measurement:
   greater: bool = True
   exact: bool = False
   note: str = ""
+  checked: Optional[Sequence[int]] = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -137,8 +141,27 @@ def t_interval(values: np.ndarray) -> Tuple[float, float]:
   return m, float(stats.t.ppf(0.975, n - 1) * values.std(ddof=1) / math.sqrt(n))
 
 
+def why_not_measured(meas: Measurement) -> Optional[str]:
+  """Why `meas` cannot decide its claim (no part, too few seeds, nothing checked), or None."""
+  values = np.asarray(meas.values, float)
+  if values.ndim != 2 or values.shape[1] == 0 or not len(meas.parts):
+    return "the statistic has no part to decide"
+  if values.shape[1] != len(meas.parts):
+    return f"{values.shape[1]} values per seed for {len(meas.parts)} parts"
+  if values.shape[0] < MIN_SEEDS:
+    return f"{values.shape[0]} seed(s); a verdict needs ≥ {MIN_SEEDS}"
+  if not np.all(np.isfinite(values)):
+    return "a per-seed value is not finite"
+  if meas.exact and (meas.checked is None or not np.all(np.asarray(meas.checked) > 0)):
+    return "an exact claim with a seed that checked no case"
+  return None
+
+
 def decide(meas: Measurement) -> Tuple[str, List[Tuple[str, float, float, str]]]:
-  """The claim's verdict and, per part, (part, mean, half-width, part verdict)."""
+  """The claim's verdict and, per part, (part, mean, half-width, part verdict); NOT_MEASURED
+  with no parts when `why_not_measured` has a reason (never "holds" without data)."""
+  if why_not_measured(meas) is not None:
+    return NOT_MEASURED, []
   values = np.asarray(meas.values, float).reshape(len(meas.values), -1)
   rows = []
   for j, part in enumerate(meas.parts):
@@ -248,20 +271,23 @@ def degenerate_queries(label: str, copies: int) -> Callable[[Runs], Measurement]
   """
   def stat(runs: Runs) -> Measurement:
     seeds = _seeds(runs, label)
-    v = []
+    v, checked = [], []
     for s in seeds:
       run = runs[label][s]
       n = run.rows[0]["pool_size"] // copies
-      bad = 0
+      bad = queried = 0
       for c in range(len(run.rows) - 1):
         before, after = run.pool(c), run.pool(c + 1)
         seen = set((before % n).tolist())
         for i in np.setdiff1d(after, before):
           bad += int(i % n in seen)
+          queried += 1
           seen.add(int(i % n))
       v.append([bad])
+      checked.append(queried)
     return Measurement(np.array(v, float), ["all queries"], 0.0, exact=True,
-                       note=f"degenerate picks on a pool of {copies} copies of each image")
+                       note=f"degenerate picks on a pool of {copies} copies of each image",
+                       checked=checked)
   return stat
 
 

@@ -103,9 +103,19 @@ def _setting(claim, configs_by_label) -> str:
     extra += [f"schedule of {m.schedule_of}"] if m.schedule_of else []
     extra += [f"{k}={v}" for k, v in m.overrides]
     parts.append(f"`{m.label}`" + (f" ({', '.join(extra)})" if extra else ""))
-  c = configs_by_label[claim.members[0].label]
-  return (" vs ".join(parts) + f"; {c.model.name}, {c.al.initial} + {c.al.budget} × "
-          f"{c.al.cycles - 1} labels, {c.train.epochs} epochs/cycle")
+  return " vs ".join(parts) + "; " + "; ".join(
+      f"`{m.label}`: {_describe(configs_by_label[m.label])}" for m in claim.members)
+
+
+def _describe(c) -> str:
+  """What a reader needs to see that two members differ only in what a claim compares:
+  model, optimiser, schedule, labels and training length."""
+  sched = c.optim.schedule + (f"@{tuple(c.optim.milestones)}" if c.optim.schedule == "step"
+                              else "")
+  warm = "warm start" if c.train.warm_start else "from scratch"
+  return (f"{c.model.name}, {c.optim.name} {c.optim.lr:g} {sched}, batch {c.train.batch_size}, "
+          f"{c.al.initial} + {c.al.budget} × {c.al.cycles - 1} labels, {c.train.epochs} "
+          f"epochs × ≥ {c.train.min_steps_per_epoch} steps, {warm}")
 
 
 def plot_claim(claim, runs, meas, path: str) -> None:
@@ -194,6 +204,11 @@ def write_ledger(workdir: str, claims, configs, command: str, commit: str = "") 
       continue
     verdict, parts = claims_lib.decide(meas)
     verdicts[claim.name] = verdict
+    if verdict == claims_lib.NOT_MEASURED:
+      lines.append(f"| {claim.name} | {claim.paper} | {claim.source} | {claim.statement} | "
+                   f"{setting} | not measured: {claims_lib.why_not_measured(meas)} | "
+                   "not measured |")
+      continue
     n = len(meas.values)
     worst = min(parts, key=lambda p: (p[1] - (p[2] if np.isfinite(p[2]) else 0))
                 if meas.greater else -(p[1] + (p[2] if np.isfinite(p[2]) else 0)))
@@ -201,7 +216,10 @@ def write_ledger(workdir: str, claims, configs, command: str, commit: str = "") 
              (f" (worst of {len(parts)}: {worst[0]})" if len(parts) > 1 else "") +
              f", {n} seeds; threshold {'>' if meas.greater else '<'} {meas.threshold:g}"
              if not meas.exact else
-             f"{claim.unit}: {int(np.sum(meas.values))} over {n} seeds (must be 0)")
+             f"{claim.unit} per seed: "
+             + ", ".join(f"{int(b)} of {q}" for b, q in zip(np.ravel(meas.values),
+                                                        meas.checked))
+             + " queried images (must be 0)")
     lines.append(f"| {claim.name} | {claim.paper} | {claim.source} | {claim.statement} | "
                  f"{setting} | {shown} | **{verdict}** |")
     png = f"{claim.name}.png"
@@ -214,6 +232,11 @@ def write_ledger(workdir: str, claims, configs, command: str, commit: str = "") 
     v = np.asarray(meas.values, float).reshape(n, -1)
     for j, (part, m, h, pv) in enumerate(parts):
       ci = f"[{m - h:+.4f}, {m + h:+.4f}]" if np.isfinite(h) else "n/a (one seed)"
+      if meas.exact:  # a count of violations per seed, not a quantity with an interval
+        details.append(f"| {part} | {int(np.sum(v[:, j]))} violations | exact: every seed "
+                       f"must be 0 | {pv} | " + ", ".join(
+                           f"{int(x)} of {q}" for x, q in zip(v[:, j], meas.checked)) + " |")
+        continue
       details.append(f"| {part} | {m:+.4f} | {ci} | {pv} | "
                      + ", ".join(f"{x:+.4f}" for x in v[:, j]) + " |")
     details += ["", f"![{claim.name}](claims/{png})", ""]

@@ -26,7 +26,7 @@ TINY = (("al.initial", 20), ("al.budget", 10), ("al.cycles", 2), ("train.epochs"
     ([[0.10], [-0.12], [0.01]], True, claims_lib.INCONCLUSIVE),
     ([[-0.10], [-0.12], [-0.11]], False, claims_lib.HOLDS),   # "lower than"
     ([[0.10], [0.12], [0.11]], False, claims_lib.FAILS),
-    ([[0.10]], True, claims_lib.INCONCLUSIVE),                # one seed: no interval
+    ([[0.10]], True, claims_lib.NOT_MEASURED),                # one seed: no interval
 ])
 def test_decide_reads_the_interval_against_the_threshold(values, greater, verdict):
   assert claims_lib.decide(M(np.array(values), ["all"], 0.0, greater))[0] == verdict
@@ -42,9 +42,25 @@ def test_decide_at_every_cycle_and_exact_claims():
   assert claims_lib.decide(M(np.array([[0.52], [0.53], [0.52]]), ["a"], 0.5))[0] == "holds"
   assert claims_lib.decide(M(np.array([[0.52], [0.53], [0.52]]), ["a"], 0.6))[0] == (
       "does not hold")
-  assert claims_lib.decide(M(np.zeros((3, 1)), ["q"], 0.0, exact=True))[0] == "holds"
-  assert claims_lib.decide(M(np.array([[0.], [1.], [0.]]), ["q"], 0.0, exact=True))[0] == (
-      "does not hold")
+  assert claims_lib.decide(M(np.zeros((3, 1)), ["q"], 0.0, exact=True,
+                             checked=[20, 20, 20]))[0] == "holds"
+  assert claims_lib.decide(M(np.array([[0.], [1.], [0.]]), ["q"], 0.0, exact=True,
+                             checked=[20, 20, 20]))[0] == "does not hold"
+
+
+@pytest.mark.parametrize("meas,why", [
+    (M(np.zeros((3, 0)), [], 0.0), "no part"),                       # no parts
+    (M(np.zeros((0, 1)), ["all"], 0.0), "0 seed"),                   # no seeds
+    (M(np.array([[0.5]]), ["all"], 0.0), "1 seed"),                  # one seed
+    (M(np.array([[0.1], [np.nan]]), ["all"], 0.0), "not finite"),
+    (M(np.zeros((3, 1)), ["q"], 0.0, exact=True), "checked no case"),  # exact, nothing checked
+    (M(np.zeros((3, 1)), ["q"], 0.0, exact=True, checked=[5, 0, 5]), "checked no case"),
+])
+def test_no_verdict_without_data(meas, why):
+  """A measurement with no parts, no or one seed, or an exact claim that checked nothing is
+  never "holds": it is not measured, with the reason."""
+  assert claims_lib.decide(meas) == (claims_lib.NOT_MEASURED, [])
+  assert why in claims_lib.why_not_measured(meas)
 
 
 def _fake_run(tmp_path, name, pools, acc, ece=None, pool_size=20):
@@ -64,8 +80,9 @@ def test_degenerate_queries_counts_copies_of_labeled_and_co_queried_images(tmp_p
   dup_labeled = _fake_run(tmp_path, "b", [[0, 1], [0, 1, 11, 3]], [0.5] * 2)   # 11 ≡ 1
   dup_query = _fake_run(tmp_path, "c", [[0, 1], [0, 1, 4, 14]], [0.5] * 2)    # 4 ≡ 14
   stat = claims_lib.degenerate_queries("crc@repeated", 2)
-  v = stat({"crc@repeated": {0: clean, 1: dup_labeled, 2: dup_query}}).values
-  np.testing.assert_array_equal(v.ravel(), [0, 1, 1])
+  meas = stat({"crc@repeated": {0: clean, 1: dup_labeled, 2: dup_query}})
+  np.testing.assert_array_equal(meas.values.ravel(), [0, 1, 1])
+  assert list(meas.checked) == [4, 2, 2]  # queried images per seed, printed beside the count
 
 
 def test_paired_statistics_sign_and_pairing(tmp_path):
@@ -126,6 +143,10 @@ def test_two_claim_ledger_on_synthetic_runs_resumes_and_writes(tmp_path):
   for n in names:
     assert f"| {n} |" in text and os.path.getsize(os.path.join(wd, "claims", f"{n}.png")) > 0
   assert "runs/report.md" in text and os.path.exists(os.path.join(wd, "runs", "report.md"))
+  # The setting names every member's model, optimiser, schedule, labels and length.
+  row = next(l for l in text.splitlines() if l.startswith("| tod_beats_random |"))
+  assert "`tod`: small_cnn, adam 0.001" in row and "`random@tod`: small_cnn, adam 0.001" in row
+  assert row.count("labels") >= 2 and row.count("warm start") == 2
   # Paired design: both members of a seed start from the same labeled images.
   pool = lambda m, s: np.load(os.path.join(wd, "runs", m, f"seed_{s}", "pools", "cycle_0.npy"))
   np.testing.assert_array_equal(pool("tod", 0), pool("random@tod", 0))
