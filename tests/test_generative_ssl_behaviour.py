@@ -11,6 +11,7 @@ weak view's pseudo-label. Mean Teacher: `tests/test_ssl.py` checks the teacher i
 updated student.
 """
 
+import copy
 import functools
 
 import jax
@@ -19,7 +20,7 @@ import numpy as np
 import optax
 import pytest
 
-from al_jax import loop
+from al_jax import ALError, loop
 from al_jax.models import generative as gen_lib
 from al_jax.objectives.fixmatch import unlabeled_loss
 from tests.conftest import tiny_config
@@ -293,3 +294,48 @@ def test_fixmatch_cosine_horizon_is_in_steps():
   new, _ = jax.jit(obj.train_step)(state, lab, {"x": learner.x_dev[:64]},
                                    jax.random.PRNGKey(0))
   assert float(new.opt_state.hyperparams["learning_rate"]) == pytest.approx(1e-3)
+
+
+@pytest.mark.parametrize("reading", ["epochs", "total_steps"])
+def test_fixmatch_cosine_horizon_readings_at_the_end_of_a_cycle(reading):
+  """kekmodel's two horizons for a CRC cycle of 350 epochs × 1,024 steps: the early version
+  (K = epochs × iteration, CRC footnote 2; the default) ends at cos(7π/16) ≈ 0.195 of the base
+  rate, the later `--total-steps` 2^20 at ≈ 0.89; the last update is scaled by that factor."""
+  k_end = 350 * 1024
+  items = {"train.epochs": 350, "objective_kwargs.threshold": 0.0}
+  if reading == "epochs":
+    items.update({"objective_kwargs.cosine_steps": -1, "objective_kwargs.steps_per_epoch": 1024})
+    want = np.cos(7 * np.pi / 16)
+  else:
+    items["objective_kwargs.cosine_steps"] = 2 ** 20
+    want = np.cos(7 * np.pi * k_end / (16 * 2 ** 20))
+  learner = _digits_learner("crc_fixmatch", tuple(sorted(items.items())))
+  obj = learner.objective
+  assert obj.cosine_steps == (k_end if reading == "epochs" else 2 ** 20)
+  np.testing.assert_allclose(float(obj.step_factor(jnp.asarray(k_end))), want, rtol=1e-5)
+  assert (float(obj.step_factor(jnp.asarray(k_end))) < 0.2) == (reading == "epochs")
+  # The update of step k_end is the unscaled one times the factor (Adam's first step moves
+  # each weight by lr·ĝ/(|ĝ|+ε): linear in the rate).
+  flat_obj = copy.copy(obj)
+  flat_obj.cosine_7_16 = False
+  state = obj.start_epoch(obj.init(jax.random.PRNGKey(0), learner.x_train[:1]), 349)
+  state = state.replace(step=jnp.asarray(k_end, jnp.int32))
+  lab, _ = _batches(learner)
+  unl = {"x": learner.x_dev[:64]}
+  flat = lambda t: np.concatenate([np.ravel(a) for a in jax.tree_util.tree_leaves(t)])
+  p0 = flat(state.params)
+  scaled = flat(jax.jit(obj.train_step)(state, lab, unl, jax.random.PRNGKey(0))[0].params) - p0
+  plain = flat(jax.jit(flat_obj.train_step)(state, lab, unl,
+                                            jax.random.PRNGKey(0))[0].params) - p0
+  big = np.abs(plain) > 1e-5
+  np.testing.assert_allclose(scaled[big] / plain[big], want, rtol=2e-3)
+
+
+def test_fixmatch_default_horizon_is_the_early_kekmodel_version():
+  from al_jax.objectives.fixmatch import FixMatch
+  learner = _digits_learner("crc_fixmatch")
+  obj = FixMatch(learner.objective.model, learner.prep, 10, learner.objective.optim_cfg, 350)
+  assert obj.cosine_steps == 350 * 1024
+  with pytest.raises(ALError, match="cosine_steps"):
+    FixMatch(learner.objective.model, learner.prep, 10, learner.objective.optim_cfg, 350,
+             cosine_steps=-2)
