@@ -339,3 +339,43 @@ def test_fixmatch_default_horizon_is_the_early_kekmodel_version():
   with pytest.raises(ALError, match="cosine_steps"):
     FixMatch(learner.objective.model, learner.prep, 10, learner.objective.optim_cfg, 350,
              cosine_steps=-2)
+
+
+def test_vaal_scores_with_train_mode_batch_statistics_by_default():
+  """The official code never calls vae.eval(): sampler.py's μ(x) uses each scored batch's own
+  BatchNorm statistics. Default: that mode, in a random order of batches of 128; the selection
+  is the top of those scores. Inference mode (running statistics) gives other scores."""
+  from al_jax.acquisition import ACQUISITIONS
+  from al_jax.acquisition.base import SelectContext, acquire, top_k
+  obj, state, step, lab, unl, _ = _vaal()
+  learner = _digits_learner("vaal", tuple(sorted(
+      {"objective_kwargs.vae_widths": (8, 16), "objective_kwargs.sampler_hidden": (32,)}.items())))
+  for i in range(3):
+    state, _ = step(state, lab, unl, jax.random.PRNGKey(i))
+  mstate = obj.model_state(state)
+  pool = learner.initial_pool()
+  train_acq = ACQUISITIONS.get("vaal")()
+  eval_acq = ACQUISITIONS.get("vaal")(vae_train_mode=False)
+  assert train_acq.vae_train_mode and train_acq.kind == "select" and eval_acq.kind == "score"
+  ctx = SelectContext(state=mstate, x_all=learner.x_dev, labeled=pool.labeled,
+                      candidates=pool.unlabeled, prep=learner.prep, chunk_size=256)
+  scores, order = train_acq.train_mode_scores(ctx, jax.random.PRNGKey(5))
+  assert sorted(order) == sorted(pool.unlabeled) and not np.array_equal(order, pool.unlabeled)
+  # The first batch: −S(μ) with μ from a train-mode encoder pass over exactly those 128 images.
+  x0 = obj.prep.eval(learner.x_dev[order[:128]])
+  vae = mstate.aux["vae"]
+  (mu, _), _ = obj.vae.apply(vae, x0, train=True, mutable=["batch_stats"],
+                             method=type(obj.vae).encode)
+  want = -mstate.aux_apply["sampler"](mstate.aux["sampler"], mu)
+  np.testing.assert_allclose(scores[:128], want, rtol=1e-4, atol=1e-5)
+  infer = -mstate.aux_apply["sampler"](mstate.aux["sampler"],
+                                       mstate.aux_apply["vae"](vae, x0))
+  assert np.abs(np.asarray(infer) - scores[:128]).max() > 1e-3
+  # acquire() selects the top of the train-mode scores under its scoring key.
+  rng = jax.random.PRNGKey(7)
+  got = acquire(train_acq, mstate, learner.x_dev, pool, 10, rng, learner.prep, chunk_size=64)
+  s2, o2 = train_acq.train_mode_scores(ctx, jax.random.split(rng)[1])
+  np.testing.assert_array_equal(got["indices"], top_k(s2, o2, 10))
+  ev = acquire(eval_acq, mstate, learner.x_dev, pool, 10, rng, learner.prep, chunk_size=64)
+  assert ev["scores"] is not None and not np.array_equal(np.sort(ev["indices"]),
+                                                         np.sort(got["indices"]))
