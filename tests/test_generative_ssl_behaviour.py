@@ -97,6 +97,36 @@ def test_aral_encoder_adversarial_term_fools_the_sampler():
   assert after > before + 0.05, (before, after)
 
 
+def test_aral_no_active_learning_drops_the_sampler_and_the_encoders_adversarial_term():
+  """§4.3 "no active learning": S is never trained and E's update ignores S (no λ_adv term);
+  `aral_no_al` pairs that objective with random sampling."""
+  from al_jax.methods import METHODS
+  from al_jax.objectives import OBJECTIVES
+  assert METHODS["aral_no_al"][:2] == ("aral_no_al", "random")
+  assert OBJECTIVES.get("aral_no_al").__mro__[1].__name__ == "ARAL"
+  heavy = {"objective_kwargs.lambda_trd": 0.0, "objective_kwargs.lambda_gan": 0.0,
+           "objective_kwargs.fm_weight": 0.0, "objective_kwargs.lambda_adv": 1.0}
+  on, state, b = _aral(split_classes=True, **heavy)
+  off, state_off, b_off = _aral(split_classes=True, **heavy, **{"objective_kwargs.sampler": False})
+  assert on.use_sampler and not off.use_sampler
+  step = jax.jit(off.train_step)
+  lab, unl = _batches(_digits_learner("aral", tuple(sorted(
+      {**_ARAL_TINY, **heavy, "objective_kwargs.sampler": False}.items()))), split_classes=True)
+  s = state_off
+  for i in range(3):
+    s, m = step(s, lab, unl, jax.random.PRNGKey(i))
+    assert float(m["vae_adversarial"]) == 0.0 and "sampler_loss" not in m
+  assert not _changed(state_off.aux["smp"], s.aux["smp"])
+  assert _changed(state_off.aux["enc"], s.aux["enc"])
+  # With only λ_adv on, E's gradient comes from S alone: the full model moves E, the ablation
+  # does not (the same step of the full model has a non-zero adversarial term).
+  moved_on, m_on = jax.jit(on.eg_phase)(state, b)
+  moved_off, m_off = jax.jit(off.eg_phase)(state_off, b_off)
+  assert float(m_on["vae_adversarial"]) > 0 and float(m_off["vae_adversarial"]) == 0.0
+  assert _changed(state.aux["enc"]["params"], moved_on.aux["enc"]["params"])
+  assert not _changed(state_off.aux["enc"]["params"], moved_off.aux["enc"]["params"])
+
+
 def _d_gap(obj, state, b):
   """Mean real/fake logit of D's real pairs (labeled, unlabeled) minus its generated pairs,
   on the inputs of D's phase."""
