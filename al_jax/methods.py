@@ -41,6 +41,8 @@ METHODS: Dict[str, Method] = {
                    "ARAL (Mottaghi & Yeung): VAAL co-trained with a semi-supervised conditional BiGAN"),
     "aral_no_encoder": Method("aral_no_encoder", "bald",
                               "ARAL §4.3 ablation: no encoder (G and D only), BALD"),
+    "aral_no_al": Method("aral_no_al", "random",
+                         "ARAL §4.3 ablation: no sampler nor encoder adversarial term, random"),
     "aral_labels_only": Method("supervised", "random",
                                "ARAL's discriminator classifier on labeled data alone",
                                variant=True),

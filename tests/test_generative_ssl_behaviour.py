@@ -11,6 +11,7 @@ weak view's pseudo-label. Mean Teacher: `tests/test_ssl.py` checks the teacher i
 updated student.
 """
 
+import copy
 import functools
 
 import jax
@@ -19,7 +20,7 @@ import numpy as np
 import optax
 import pytest
 
-from al_jax import loop
+from al_jax import ALError, loop
 from al_jax.models import generative as gen_lib
 from al_jax.objectives.fixmatch import unlabeled_loss
 from tests.conftest import tiny_config
@@ -94,6 +95,36 @@ def test_aral_encoder_adversarial_term_fools_the_sampler():
     state, _ = eg_step(state, b)
   _, after = _sampler_prob(obj, state, b)
   assert after > before + 0.05, (before, after)
+
+
+def test_aral_no_active_learning_drops_the_sampler_and_the_encoders_adversarial_term():
+  """§4.3 "no active learning": S is never trained and E's update ignores S (no λ_adv term);
+  `aral_no_al` pairs that objective with random sampling."""
+  from al_jax.methods import METHODS
+  from al_jax.objectives import OBJECTIVES
+  assert METHODS["aral_no_al"][:2] == ("aral_no_al", "random")
+  assert OBJECTIVES.get("aral_no_al").__mro__[1].__name__ == "ARAL"
+  heavy = {"objective_kwargs.lambda_trd": 0.0, "objective_kwargs.lambda_gan": 0.0,
+           "objective_kwargs.fm_weight": 0.0, "objective_kwargs.lambda_adv": 1.0}
+  on, state, b = _aral(split_classes=True, **heavy)
+  off, state_off, b_off = _aral(split_classes=True, **heavy, **{"objective_kwargs.sampler": False})
+  assert on.use_sampler and not off.use_sampler
+  step = jax.jit(off.train_step)
+  lab, unl = _batches(_digits_learner("aral", tuple(sorted(
+      {**_ARAL_TINY, **heavy, "objective_kwargs.sampler": False}.items()))), split_classes=True)
+  s = state_off
+  for i in range(3):
+    s, m = step(s, lab, unl, jax.random.PRNGKey(i))
+    assert float(m["vae_adversarial"]) == 0.0 and "sampler_loss" not in m
+  assert not _changed(state_off.aux["smp"], s.aux["smp"])
+  assert _changed(state_off.aux["enc"], s.aux["enc"])
+  # With only λ_adv on, E's gradient comes from S alone: the full model moves E, the ablation
+  # does not (the same step of the full model has a non-zero adversarial term).
+  moved_on, m_on = jax.jit(on.eg_phase)(state, b)
+  moved_off, m_off = jax.jit(off.eg_phase)(state_off, b_off)
+  assert float(m_on["vae_adversarial"]) > 0 and float(m_off["vae_adversarial"]) == 0.0
+  assert _changed(state.aux["enc"]["params"], moved_on.aux["enc"]["params"])
+  assert not _changed(state_off.aux["enc"]["params"], moved_off.aux["enc"]["params"])
 
 
 def _d_gap(obj, state, b):
@@ -293,3 +324,88 @@ def test_fixmatch_cosine_horizon_is_in_steps():
   new, _ = jax.jit(obj.train_step)(state, lab, {"x": learner.x_dev[:64]},
                                    jax.random.PRNGKey(0))
   assert float(new.opt_state.hyperparams["learning_rate"]) == pytest.approx(1e-3)
+
+
+@pytest.mark.parametrize("reading", ["epochs", "total_steps"])
+def test_fixmatch_cosine_horizon_readings_at_the_end_of_a_cycle(reading):
+  """kekmodel's two horizons for a CRC cycle of 350 epochs × 1,024 steps: the early version
+  (K = epochs × iteration, CRC footnote 2; the default) ends at cos(7π/16) ≈ 0.195 of the base
+  rate, the later `--total-steps` 2^20 at ≈ 0.89; the last update is scaled by that factor."""
+  k_end = 350 * 1024
+  items = {"train.epochs": 350, "objective_kwargs.threshold": 0.0}
+  if reading == "epochs":
+    items.update({"objective_kwargs.cosine_steps": -1, "objective_kwargs.steps_per_epoch": 1024})
+    want = np.cos(7 * np.pi / 16)
+  else:
+    items["objective_kwargs.cosine_steps"] = 2 ** 20
+    want = np.cos(7 * np.pi * k_end / (16 * 2 ** 20))
+  learner = _digits_learner("crc_fixmatch", tuple(sorted(items.items())))
+  obj = learner.objective
+  assert obj.cosine_steps == (k_end if reading == "epochs" else 2 ** 20)
+  np.testing.assert_allclose(float(obj.step_factor(jnp.asarray(k_end))), want, rtol=1e-5)
+  assert (float(obj.step_factor(jnp.asarray(k_end))) < 0.2) == (reading == "epochs")
+  # The update of step k_end is the unscaled one times the factor (Adam's first step moves
+  # each weight by lr·ĝ/(|ĝ|+ε): linear in the rate).
+  flat_obj = copy.copy(obj)
+  flat_obj.cosine_7_16 = False
+  state = obj.start_epoch(obj.init(jax.random.PRNGKey(0), learner.x_train[:1]), 349)
+  state = state.replace(step=jnp.asarray(k_end, jnp.int32))
+  lab, _ = _batches(learner)
+  unl = {"x": learner.x_dev[:64]}
+  flat = lambda t: np.concatenate([np.ravel(a) for a in jax.tree_util.tree_leaves(t)])
+  p0 = flat(state.params)
+  scaled = flat(jax.jit(obj.train_step)(state, lab, unl, jax.random.PRNGKey(0))[0].params) - p0
+  plain = flat(jax.jit(flat_obj.train_step)(state, lab, unl,
+                                            jax.random.PRNGKey(0))[0].params) - p0
+  big = np.abs(plain) > 1e-5
+  np.testing.assert_allclose(scaled[big] / plain[big], want, rtol=2e-3)
+
+
+def test_fixmatch_default_horizon_is_the_early_kekmodel_version():
+  from al_jax.objectives.fixmatch import FixMatch
+  learner = _digits_learner("crc_fixmatch")
+  obj = FixMatch(learner.objective.model, learner.prep, 10, learner.objective.optim_cfg, 350)
+  assert obj.cosine_steps == 350 * 1024
+  with pytest.raises(ALError, match="cosine_steps"):
+    FixMatch(learner.objective.model, learner.prep, 10, learner.objective.optim_cfg, 350,
+             cosine_steps=-2)
+
+
+def test_vaal_scores_with_train_mode_batch_statistics_by_default():
+  """The official code never calls vae.eval(): sampler.py's μ(x) uses each scored batch's own
+  BatchNorm statistics. Default: that mode, in a random order of batches of 128; the selection
+  is the top of those scores. Inference mode (running statistics) gives other scores."""
+  from al_jax.acquisition import ACQUISITIONS
+  from al_jax.acquisition.base import SelectContext, acquire, top_k
+  obj, state, step, lab, unl, _ = _vaal()
+  learner = _digits_learner("vaal", tuple(sorted(
+      {"objective_kwargs.vae_widths": (8, 16), "objective_kwargs.sampler_hidden": (32,)}.items())))
+  for i in range(3):
+    state, _ = step(state, lab, unl, jax.random.PRNGKey(i))
+  mstate = obj.model_state(state)
+  pool = learner.initial_pool()
+  train_acq = ACQUISITIONS.get("vaal")()
+  eval_acq = ACQUISITIONS.get("vaal")(vae_train_mode=False)
+  assert train_acq.vae_train_mode and train_acq.kind == "select" and eval_acq.kind == "score"
+  ctx = SelectContext(state=mstate, x_all=learner.x_dev, labeled=pool.labeled,
+                      candidates=pool.unlabeled, prep=learner.prep, chunk_size=256)
+  scores, order = train_acq.train_mode_scores(ctx, jax.random.PRNGKey(5))
+  assert sorted(order) == sorted(pool.unlabeled) and not np.array_equal(order, pool.unlabeled)
+  # The first batch: −S(μ) with μ from a train-mode encoder pass over exactly those 128 images.
+  x0 = obj.prep.eval(learner.x_dev[order[:128]])
+  vae = mstate.aux["vae"]
+  (mu, _), _ = obj.vae.apply(vae, x0, train=True, mutable=["batch_stats"],
+                             method=type(obj.vae).encode)
+  want = -mstate.aux_apply["sampler"](mstate.aux["sampler"], mu)
+  np.testing.assert_allclose(scores[:128], want, rtol=1e-4, atol=1e-5)
+  infer = -mstate.aux_apply["sampler"](mstate.aux["sampler"],
+                                       mstate.aux_apply["vae"](vae, x0))
+  assert np.abs(np.asarray(infer) - scores[:128]).max() > 1e-3
+  # acquire() selects the top of the train-mode scores under its scoring key.
+  rng = jax.random.PRNGKey(7)
+  got = acquire(train_acq, mstate, learner.x_dev, pool, 10, rng, learner.prep, chunk_size=64)
+  s2, o2 = train_acq.train_mode_scores(ctx, jax.random.split(rng)[1])
+  np.testing.assert_array_equal(got["indices"], top_k(s2, o2, 10))
+  ev = acquire(eval_acq, mstate, learner.x_dev, pool, 10, rng, learner.prep, chunk_size=64)
+  assert ev["scores"] is not None and not np.array_equal(np.sort(ev["indices"]),
+                                                         np.sort(got["indices"]))

@@ -207,3 +207,30 @@ def test_conv_transpose_2x_is_flax_conv_transpose(k):
   g_ref = jax.grad(loss(ref), argnums=(0, 1))(v, x)
   g_new = jax.grad(loss(new), argnums=(0, 1))(v, x)
   jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-4), g_ref, g_new)
+
+
+@pytest.mark.parametrize("init", ["pytorch_default", "he_normal"])
+def test_resnet_init_weight_std(init):
+  """kuangliu's ResNet keeps PyTorch's kaiming_uniform_(a=√5): U(±1/√fan_in), std
+  1/√(3·fan_in), Linear bias U(±1/√fan_in); "he_normal" is torchvision's N(0, 2/fan_out) with
+  Flax's Dense defaults (zero bias)."""
+  model = get_model("resnet18", 10, width_multiplier=0.5, weight_init=init)
+  variables = jax.jit(model.init)(_key(0), jnp.zeros((1, 8, 8, 3)))
+  p = variables["params"]
+  w = np.asarray(p["stage3_block1"]["conv2"]["kernel"])  # 3×3, 128 → 128
+  fan_in, fan_out = 9 * w.shape[2], 9 * w.shape[3]
+  head_w, head_b = np.asarray(p["head"]["kernel"]), np.asarray(p["head"]["bias"])
+  if init == "pytorch_default":
+    bound = 1 / np.sqrt(fan_in)
+    assert np.abs(w).max() <= bound and np.abs(w).max() > 0.99 * bound
+    assert w.std() == pytest.approx(bound / np.sqrt(3), rel=0.02)
+    hb = 1 / np.sqrt(head_w.shape[0])
+    assert np.abs(head_w).max() <= hb and np.abs(head_b).max() <= hb
+    assert np.abs(head_b).max() > 0  # PyTorch's Linear bias is random too
+  else:
+    assert w.std() == pytest.approx(np.sqrt(2 / fan_out), rel=0.02)
+    assert np.abs(w).max() > 3 * np.sqrt(2 / fan_out)  # untruncated normal tails
+    np.testing.assert_array_equal(head_b, 0.0)
+  assert get_model("resnet18", 10).weight_init == "pytorch_default"
+  with pytest.raises(ALError, match="unknown resnet weight_init"):
+    get_model("resnet18", 10, weight_init="xavier")

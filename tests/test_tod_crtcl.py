@@ -1,5 +1,7 @@
 """TOD (tod_ema, cod, emaod), CrtCl (critic objective + acquisition), PT4AL, diagnostics."""
 
+import copy
+import inspect
 import json
 import os
 
@@ -270,6 +272,53 @@ def test_generator_step_stops_at_E_prime_and_metrics_are_finite(crtcl):
   with pytest.raises(ALError, match="generator_step"):
     loop.ActiveLearner(tiny_config("crtcl", **{"objective_kwargs.generator_step": "x"}),
                        log=quiet)
+
+
+def _generator_step_effect(clip, steps=200, seed=0):
+  """cpu preset (digits, protocol crtcl, 40 labels): after `steps` steps with L_CG, one step
+  from the same state with and without it; returns (fraction of classifier parameters that
+  differ, the step's gcg_ratio)."""
+  from experiments.configs import get_config
+  cfg = get_config("crtcl", "digits", "cpu", protocol="crtcl")
+  cfg.seed = seed
+  cfg.objective_kwargs.clip = clip
+  learner = loop.ActiveLearner(cfg, log=quiet)
+  obj = learner.objective
+  assert steps < (obj.stop_epoch - 1) * cfg.train.min_steps_per_epoch  # before E'
+  off = copy.copy(obj)
+  off.generator = False
+  pool = learner.initial_pool()
+  y = jnp.asarray(pool.visible_labels())
+  rs = np.random.default_rng(seed)
+  lab = rs.choice(pool.labeled, (steps + 1, cfg.train.batch_size)).astype(np.int32)
+  unl = rs.choice(pool.unlabeled, (steps + 1, cfg.train.unlabeled_batch_size)).astype(np.int32)
+  mask = jnp.ones(cfg.train.batch_size)
+  k = jax.random.PRNGKey(seed)
+
+  def batch(i):
+    return ({"x": learner.x_dev[lab[i]], "y": y[lab[i]], "mask": mask},
+            {"x": learner.x_dev[unl[i]]})
+
+  on_step, off_step = jax.jit(obj.train_step), jax.jit(off.train_step)
+  state = obj.start_epoch(obj.init(k, learner.x_train[:1]), 0)
+  for i in range(steps):
+    state, _ = on_step(state, *batch(i), k)
+  a, m = on_step(state, *batch(steps), k)
+  b, _ = off_step(state, batch(steps)[0], None, k)
+  flat = lambda t: np.concatenate([np.ravel(x) for x in jax.tree_util.tree_leaves(t)])
+  return float(np.mean(flat(a.params) != flat(b.params))), float(m["gcg_ratio"])
+
+
+def test_generator_step_moves_the_classifier_beyond_float32_rounding_at_the_default_clip():
+  """CrtCl Alg. 1 line 14 must change θ. At the default clip (0.1) L_CG's step still changes
+  most classifier parameters after 200 steps; at WGAN's 0.01 the same step rounds away (θ
+  bit-identical with and without L_CG), which is why 0.01 is not the default."""
+  default = inspect.signature(critic_lib.CriticLoss.__init__).parameters["clip"].default
+  assert default == 0.1
+  changed, ratio = _generator_step_effect(default)
+  assert changed > 0.1 and ratio > 1e-2, (changed, ratio)
+  changed, ratio = _generator_step_effect(0.01)  # measured: ≤ 0.1 % of θ, ratio ≤ 1e-4
+  assert changed < 1e-2 and ratio < 1e-3, (changed, ratio)
 
 
 def test_critic_acquisition_is_minus_the_critic_score(crtcl):

@@ -12,9 +12,10 @@ and argsorts positions as dataset indices, which scrambles the selection (BUILD_
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from al_jax import ALError
-from al_jax.acquisition.base import ACQUISITIONS, Acquisition
+from al_jax.acquisition.base import ACQUISITIONS, Acquisition, map_chunks, top_k
 
 
 def _side(state, name: str, acq: str, objective: str):
@@ -26,15 +27,50 @@ def _side(state, name: str, acq: str, objective: str):
 
 @ACQUISITIONS.register("vaal")
 class VAAL(Acquisition):
-  """VAAL: −S(μ(x)) with μ the VAE encoder mean (official sampler.py)."""
+  """VAAL: −S(μ(x)) with μ the VAE encoder mean (official sampler.py).
+
+  Args:
+    vae_train_mode: True (default) — the VAE's BatchNorm normalises each scored batch by its
+      own statistics, as the official code (main.py/solver.py never call `vae.eval()`, so
+      sampler.py's `vae(images)` under `torch.no_grad()` runs in train mode): candidates are
+      scored in a random order in batches of `batch_size` (its SubsetRandomSampler loader),
+      the last one smaller (padded by repeating its points: `map_chunks`); False — inference mode (running statistics), per-point scores.
+    batch_size: the scoring batch in train mode (official `--batch_size` 128).
+  """
   name = "vaal"
   requires = ("vae", "sampler")
 
-  def score(self, state, x, rng):
+  def __init__(self, vae_train_mode: bool = True, batch_size: int = 128, **kwargs):
+    super().__init__(**kwargs)
+    if batch_size <= 0:
+      raise ALError(f"vaal batch_size must be positive, got {batch_size}")
+    self.vae_train_mode, self.batch_size = bool(vae_train_mode), int(batch_size)
+    # A score depends on its batch in train mode: the selector orders and batches the pool.
+    self.kind = "select" if self.vae_train_mode else "score"
+
+  def _score(self, state, x, rng, train=False):
     del rng
     vae_fn, vae_vars = _side(state, "vae", self.name, "vaal")
     s_fn, s_vars = _side(state, "sampler", self.name, "vaal")
-    return -s_fn(s_vars, vae_fn(vae_vars, x)).astype(jnp.float32)
+    mu = vae_fn(vae_vars, x, train=True) if train else vae_fn(vae_vars, x)
+    return -s_fn(s_vars, mu).astype(jnp.float32)
+
+  def score(self, state, x, rng):
+    return self._score(state, x, rng)
+
+  def _score_train(self, state, x, rng):
+    return self._score(state, x, rng, train=True)
+
+  def train_mode_scores(self, ctx, rng):
+    """(scores, candidates in scoring order): a random order, batches of `batch_size`."""
+    seed = int(jax.random.randint(rng, (), 0, 2**31 - 1))
+    order = np.random.default_rng(seed).permutation(np.asarray(ctx.candidates))
+    return map_chunks(self._score_train, ctx.state, ctx.x_all, order, ctx.prep,
+                      self.batch_size, rng, ctx.dp), order
+
+  def select(self, ctx, budget, rng):
+    scores, order = self.train_mode_scores(ctx, rng)
+    return top_k(scores, order, budget)
 
 
 @ACQUISITIONS.register("aral_sampler")

@@ -130,8 +130,10 @@ def map_chunks(fn: Callable, state: ModelState, x_all, idx: np.ndarray, prep: Pr
   for k, start in enumerate(range(0, max(n, 1), chunk_size)):
     chunk = idx[start:start + chunk_size]
     pad = chunk_size - len(chunk)
-    # Padding repeats a real index; its outputs are dropped below.
-    padded = np.concatenate([chunk, np.full(pad, chunk[0] if len(chunk) else 0)])
+    # Padding repeats the chunk's own indices cyclically; their outputs are dropped below. (A
+    # function that reads batch statistics, VAAL's train-mode VAE, then sees those of the real
+    # points — exactly when their count divides the chunk size — as a smaller last batch.)
+    padded = np.resize(chunk, chunk_size) if len(chunk) else np.zeros(chunk_size, np.int64)
     padded = padded.astype(np.int32)
     padded = dp.shard(padded) if dp is not None else jnp.asarray(padded)
     outs.append((len(chunk), _chunk_call(fn, prep, state, x_all, padded,

@@ -43,8 +43,12 @@ from al_jax.state import ModelState
 NUM_ROTATIONS = 4
 _PRETEXT_STREAM = zlib.crc32(b"pt4al") & 0x7FFFFFFF  # fold-in constant of the pretext key
 
-# CPU-scale defaults; the paper preset sets PT4AL's ResNet-18, SGD 0.1 (momentum 0.9,
-# weight decay 5e-4), 120 epochs with ×0.1 at 30/60/90, batch 256 (rotation.py).
+# CPU-scale network and optimiser; the paper preset sets PT4AL's ResNet-18, SGD 0.1 (momentum
+# 0.9, weight decay 5e-4), batch 256, ×0.1 at 30/60/90 (never reached). Epochs: 15, the
+# authors' correction (johnsk95/PT4AL rotation.py at 79b8279 loops `range(start_epoch,
+# start_epoch+15)`; README at a01d80f: "supposed to run only 15 epochs, but it was written
+# incorrectly as 120 epochs").
+PRETEXT_EPOCHS = 15
 DEFAULT_MODEL_KWARGS = {"widths": (16, 32), "hidden": 64}
 DEFAULT_OPTIM = dict(name="adam", lr=1e-3, momentum=0.9, weight_decay=0.0, schedule="constant",
                      milestones=(), gamma=0.1, warmup_epochs=0)
@@ -88,7 +92,7 @@ class PT4AL(Acquisition):
     num_batches: batches the loss-ordered pool is split into (PT4AL: one per cycle).
     model: registered classifier used for the pretext task (4 outputs).
     model_kwargs: its options.
-    epochs: pretext training epochs over all images.
+    epochs: pretext training epochs over all images (15, the authors' corrected rotation.py).
     batch_size: images per pretext step (each seen in its 4 rotations).
     optim: pretext optimiser settings (`al_jax.optim.make_optimizer` fields).
     initial: "batch0" — the initial pool is batch 0 at even intervals (PT4AL's first cycle);
@@ -98,7 +102,7 @@ class PT4AL(Acquisition):
   kind = "select"
 
   def __init__(self, num_batches: int = 10, model: str = "small_cnn",
-               model_kwargs: Optional[Dict[str, Any]] = None, epochs: int = 10,
+               model_kwargs: Optional[Dict[str, Any]] = None, epochs: int = PRETEXT_EPOCHS,
                batch_size: int = 256, optim: Optional[Dict[str, Any]] = None,
                initial: str = "batch0", **kwargs):
     super().__init__(**kwargs)

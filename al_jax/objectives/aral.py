@@ -73,6 +73,9 @@ class ARAL(Objective):
     rf_joint, rf_hidden: c_r/f's x–z coupling ("mlp", "bilinear", "none") and the joint MLP
       width (256) (`models.generative.RealFakeHead`).
     use_encoder: False drops E, S, Eqs. 5, 6, 10, 13 and z from D's input (§4.3 ablation).
+    sampler: False drops S (Eqs. 6/13, never trained) and the encoder's adversarial term of
+      Eq. 5 (λ_adv): §4.3's "no active learning" ablation ("we remove the sampler and
+      adversarial loss for the encoder and use random sampling"), method `aral_no_al`.
     kl_reduction: "mean" — β·KL averaged over the batch (per-sample ELBO); "sum" — summed over
       the batch, as the public VAAL code (see `VAAL`).
   """
@@ -89,7 +92,8 @@ class ARAL(Objective):
                eg_lr: float = 1e-3, eg_b1: float = 0.0, eg_b2: float = 0.9999,
                sampler_lr: float = 3e-3, sampler_b1: float = 0.5, sampler_b2: float = 0.9999,
                encoder_gan: str = "bigan", rf_joint: str = "mlp", rf_hidden: int = 256,
-               use_encoder: bool = True, kl_reduction: str = "mean", **kwargs):
+               use_encoder: bool = True, kl_reduction: str = "mean", sampler: bool = True,
+               **kwargs):
     super().__init__(model, prep, num_classes, optim_cfg, epochs, **kwargs)
     if arch not in ("auto", "mlp", "conv"):
       raise ALError(f"aral arch must be auto, mlp or conv, got {arch!r}")
@@ -100,6 +104,7 @@ class ARAL(Objective):
     if kl_reduction not in KL_REDUCTIONS:
       raise ALError(f"aral kl_reduction must be one of {KL_REDUCTIONS}, got {kl_reduction!r}")
     self.use_encoder, self.kl_reduction = bool(use_encoder), kl_reduction
+    self.use_sampler = bool(sampler) and self.use_encoder
     self.latent_dim, self.arch = int(latent_dim), arch
     self.mlp_hidden, self.kernel = as_tuple(mlp_hidden), int(kernel)
     self.enc_widths, self.gen_widths = as_tuple(enc_widths), as_tuple(gen_widths)
@@ -305,7 +310,8 @@ class ARAL(Objective):
            + self.beta * (self._kl(gaussian_kl(mu_l, lv_l), mask)
                           + self._kl(gaussian_kl(mu_u, lv_u))))
     adv = (masked_mean(bce_logits(s_apply(mu_l), 1.0), mask)
-           + jnp.mean(bce_logits(s_apply(mu_u), 1.0)))
+           + jnp.mean(bce_logits(s_apply(mu_u), 1.0))) if self.use_sampler else jnp.zeros(
+               (), trd.dtype)
     # D (fixed here) on real pairs (x, E(x, y), y) and fake pairs (G(z, y), z, y).
     (_, d_l, _), (_, d_u, h_u), (_, d_g, h_g) = self._disc(
         state.params, state.batch_stats, (x_l, x_u, x_g), (z_l, z_u, b["z_p"]),
@@ -414,7 +420,7 @@ class ARAL(Objective):
     lat = self.latents(state, b) if self.use_encoder else None
     state, m_d = self.d_phase(state, b, lat)
     m_s = {}
-    if self.use_encoder:
+    if self.use_sampler:
       state, m_s = self.s_phase(state, b, lat)
     return state, {**m_eg, **m_d, **m_s}
 
@@ -430,4 +436,15 @@ class ARALNoEncoder(ARAL):
 
   def __init__(self, *args, **kwargs):
     kwargs["use_encoder"] = False
+    super().__init__(*args, **kwargs)
+
+
+@OBJECTIVES.register("aral_no_al")
+class ARALNoActiveLearning(ARAL):
+  """ARAL §4.3's "no active learning" ablation: E, G and D co-trained without S or the
+  encoder's adversarial term of Eq. 5; the paper pairs it with random sampling (`aral_no_al`)."""
+  name = "aral_no_al"
+
+  def __init__(self, *args, **kwargs):
+    kwargs["sampler"] = False
     super().__init__(*args, **kwargs)

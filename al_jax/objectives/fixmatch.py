@@ -6,8 +6,10 @@ Cutout (`al_jax.data.randaugment`, on device); pseudo-label = argmax of the weak
 softmax (T = 1) kept where its probability ≥ 0.95; loss = CE(labeled) + λ_u · mean over the
 unlabeled batch of masked CE(strong, pseudo-label), λ_u = 1; μ = unlabeled/labeled batch
 ratio (the preset sets `train.unlabeled_batch_size` = μ · `train.batch_size`, μ = 7);
-learning rate × cos(7πk / 16K) over optimiser steps k with an explicit horizon K
-(`cosine_steps`; FixMatch's and kekmodel's K = 2^20 in the paper presets); evaluation with an
+learning rate × cos(7πk / 16K) over optimiser steps k with a horizon K in one of kekmodel's
+two readings (`cosine_steps`): the early version CRC used (footnote 2, commit 8ca226e:
+`total_steps = epochs * iteration`, K = the run's epochs × steps per epoch, default) or the
+later `--total-steps` (commit e5422ac: K = 2^20 whatever the run's length); evaluation with an
 EMA of the weights (decay 0.999).
 
 EMA parameters (and BatchNorm statistics) live in `state.aux`; `model_state` returns the
@@ -51,9 +53,16 @@ class FixMatch(Objective):
       copies the student's statistics (the later version, used for §4.3.1).
     cosine_7_16: multiply the learning rate by FixMatch's cos(7πk / 16K).
     cosine_steps: K in optimiser steps, k = the step (kekmodel's `get_cosine_schedule_with_
-      warmup`, stepped every iteration; FixMatch §4 and kekmodel `--total-steps`: 2^20). A
-      cycle that stops before K keeps a higher rate (CRC's 350 epochs × 1,024 steps end at
+      warmup`, stepped every iteration). −1 (default): K = `epochs` × `steps_per_epoch`, the
+      early kekmodel version CRC names for Tables 4–6 (train.py at 8ca226e: `total_steps =
+      args.epochs * args.iteration`), so a cycle ends at cos(7π/16) ≈ 0.195 of the base rate.
+      > 0: that K (FixMatch §4 and kekmodel's later `--total-steps`, e5422ac: 2^20; a cycle
+      that stops before K keeps a higher rate: CRC's 350 epochs × 1,024 steps end at
       cos(7π·358,400 / 16·2^20) ≈ 0.89). 0: K = the cycle's `train.epochs`, k = the epoch.
+    steps_per_epoch: optimiser steps per epoch for `cosine_steps=-1`; must equal the loop's
+      (`train.min_steps_per_epoch` when it exceeds the labeled batches, as in the paper
+      presets). Default 1,024: the early version's `iteration = k_img // batch_size` =
+      65,536 // 64.
     randaugment_n, randaugment_m: RandAugmentMC(n, m).
     cutout: Cutout square side as a fraction of the image side (0.5 = 16 px on 32×32).
   """
@@ -62,8 +71,8 @@ class FixMatch(Objective):
 
   def __init__(self, model, prep, num_classes, optim_cfg, epochs, threshold: float = 0.95,
                lambda_u: float = 1.0, temperature: float = 1.0, ema_decay: float = 0.999,
-               ema_batch_stats: bool = True, cosine_7_16: bool = True, cosine_steps: int = 0,
-               randaugment_n: int = 2, randaugment_m: int = 10, cutout: float = 0.5,
+               ema_batch_stats: bool = True, cosine_7_16: bool = True, cosine_steps: int = -1,
+               steps_per_epoch: int = 1024, randaugment_n: int = 2, randaugment_m: int = 10, cutout: float = 0.5,
                **kwargs):
     super().__init__(model, prep, num_classes, optim_cfg, epochs, **kwargs)
     self.threshold = float(threshold)
@@ -72,8 +81,13 @@ class FixMatch(Objective):
     self.ema_decay = float(ema_decay)
     self.ema_batch_stats = bool(ema_batch_stats)
     self.cosine_7_16 = bool(cosine_7_16)
-    if cosine_steps < 0:
-      raise ALError(f"fixmatch cosine_steps must be >= 0, got {cosine_steps}")
+    if cosine_steps < -1:
+      raise ALError(f"fixmatch cosine_steps must be -1 (epochs × steps_per_epoch), 0 (per "
+                    f"epoch) or a positive number of steps, got {cosine_steps}")
+    if cosine_steps == -1:
+      if steps_per_epoch <= 0:
+        raise ALError(f"fixmatch steps_per_epoch must be positive, got {steps_per_epoch}")
+      cosine_steps = int(epochs) * int(steps_per_epoch)  # early kekmodel: epochs * iteration
     self.cosine_steps = int(cosine_steps)
     self.ra = (int(randaugment_n), int(randaugment_m), float(cutout))
 

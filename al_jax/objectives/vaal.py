@@ -145,8 +145,13 @@ class VAAL(Objective):
     return super().warm_start(prev, fresh).replace(aux=aux)
 
   # --- side-model apply functions (exposed to acquisitions through ModelState.aux_apply) ---
-  def vae_mean(self, variables, x):
-    """μ(x) of the VAE encoder in inference mode (the sampler's input, official sampler.py)."""
+  def vae_mean(self, variables, x, train: bool = False):
+    """μ(x) of the VAE encoder (the sampler's input, official sampler.py): inference mode, or
+    with `train` BatchNorm on the batch's own statistics (dropped), as the official code,
+    which never calls `vae.eval()` (acquisition `vaal`, `vae_train_mode`)."""
+    if train:
+      return apply_train(self.vae, variables["params"], variables["batch_stats"], x,
+                         method=gen_lib.VAE.encode)[0][0]
     return self.vae.apply(variables, x, method=gen_lib.VAE.encode)[0]
 
   def sampler_logit(self, variables, z):
