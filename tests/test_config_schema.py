@@ -57,7 +57,8 @@ def _cases():
                            "loss_pred": "ll4al", "mean_teacher": "random_mt",
                            "tod_ema": "tod", "vaal": "vaal"},
              "acquisition": {"bald": "bald", "crc": "crc", "egl": "egl",
-                             "entropy_gradnorm": "ent_gradnorm", "pt4al": "pt4al"}}
+                             "entropy_gradnorm": "ent_gradnorm", "pt4al": "pt4al",
+                             "vaal": "vaal"}}
   for kind, section in (("objective", "objective_kwargs"), ("acquisition", "acquisition_kwargs")):
     table = schema.OBJECTIVES if kind == "objective" else schema.ACQUISITIONS
     for name, rules in sorted(table.items()):

@@ -444,6 +444,7 @@ class ARALNoActiveLearning(ARAL):
   """ARAL §4.3's "no active learning" ablation: E, G and D co-trained without S or the
   encoder's adversarial term of Eq. 5; the paper pairs it with random sampling (`aral_no_al`)."""
   name = "aral_no_al"
+  provides = ("encoder",)  # S is never trained: no sampler scores
 
   def __init__(self, *args, **kwargs):
     kwargs["sampler"] = False

@@ -52,6 +52,9 @@ DERIVED: Tuple[Derived, ...] = (
             lambda c, f: int(round(f * c.train.epochs)), "fraction × train.epochs"),
     Derived("derive.group_fraction", "acquisition_kwargs.group_size",
             lambda c, f: max(1, int(round(f * c.al.budget))), "fraction × al.budget"),
+    Derived("derive.cosine_fraction", "objective_kwargs.cosine_steps",
+            lambda c, f: int(round(f * c.train.epochs * c.train.min_steps_per_epoch)),
+            "fraction × train.epochs × train.min_steps_per_epoch"),
 )
 
 # The layers in resolution order; a later one overrides an earlier one.

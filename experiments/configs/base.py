@@ -75,4 +75,5 @@ def get_config() -> ml_collections.ConfigDict:
   c.derive.rampup_fraction = 0.0   # objective_kwargs.rampup_steps = f × epochs × min_steps_per_epoch
   c.derive.detach_fraction = 0.0   # objective_kwargs.detach_epoch = round(f × train.epochs)
   c.derive.group_fraction = 0.0    # acquisition_kwargs.group_size = round(f × al.budget)
+  c.derive.cosine_fraction = 0.0   # objective_kwargs.cosine_steps = f × epochs × min_steps_per_epoch
   return c

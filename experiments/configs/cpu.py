@@ -116,6 +116,9 @@ OBJECTIVES["aral"] = {
 _ENCODER_ONLY = ("lambda_trd", "lambda_adv", "beta", "encoder_gan", "sampler_lr", "rf_joint")
 OBJECTIVES["aral_no_encoder"] = {k: v for k, v in OBJECTIVES["aral"].items()
                                  if k.split(".")[-1] not in _ENCODER_ONLY}
+# §4.3's "no active learning" ablation: ARAL without the sampler and the encoder's adversarial
+# term (the objective drops them), on ARAL's schedule and networks.
+OBJECTIVES["aral_no_al"] = dict(OBJECTIVES["aral"])
 # VAAL: the same schedule as ARAL so the two compare; a small VAE for 2 CPU cores.
 OBJECTIVES["vaal"] = {
     "al.initial": 100, "al.class_balanced": True, "al.budget": 20, "al.cycles": 4,

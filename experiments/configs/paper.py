@@ -48,12 +48,13 @@ for _d in protocols.CRTCL_DATA:
            "objective_kwargs.gamma": _GAMMA[_d], "train.unlabeled_batch_size": 128}
   PAPER_PRESETS[("crtcl", _d)] = {**_sched, **_crit}
   # PT4AL as CrtCl's baseline (Fig. 2): CrtCl's schedule; pretext settings of the public
-  # code (rotation.py: ResNet-18, SGD 0.1 / 0.9 / 5e-4, 120 epochs, ×0.1 at 30/60/90,
-  # batch 256); one batch per cycle; PT4AL scores its whole batch (no random subset).
+  # code (rotation.py: ResNet-18, SGD 0.1 / 0.9 / 5e-4, batch 256; 15 epochs, the authors'
+  # corrected rotation.py (johnsk95/PT4AL 79b8279), so its ×0.1 at 30/60/90 is never
+  # reached); one batch per cycle; PT4AL scores its whole batch (no random subset).
   PAPER_PRESETS[("pt4al", _d)] = {
       **_sched, "al.subset": 0, "acquisition_kwargs.num_batches": 7,
       "acquisition_kwargs.model": "resnet18", "acquisition_kwargs.model_kwargs": {},
-      "acquisition_kwargs.epochs": 120, "acquisition_kwargs.batch_size": 256,
+      "acquisition_kwargs.epochs": 15, "acquisition_kwargs.batch_size": 256,
       "acquisition_kwargs.optim": {"name": "sgd", "lr": 0.1, "momentum": 0.9,
                                    "weight_decay": 5e-4, "schedule": "step",
                                    "milestones": (30, 60, 90), "gamma": 0.1}}
@@ -161,10 +162,13 @@ _CRC_SVHN_MT = {
     "objective_kwargs.ema_decay": 0.95, "objective_kwargs.consistency": 8.0,
     "objective_kwargs.rampup_steps": 200000,
 }
-# FixMatch (kekmodel defaults): SGD nesterov 0.9, lr 0.03 × cos(7πk/16K) per step with
-# K = 2^20 (FixMatch §4 "K is the total number of training steps", kekmodel --total-steps;
-# a CRC cycle of ≤ 600 × 1,024 steps stops before K), batch 64, μ = 7, τ = 0.95, λ_u = 1,
-# EMA 0.999; weight decay 5e-4 (CIFAR-10), 1e-3 (CIFAR-100).
+# FixMatch (kekmodel defaults): SGD nesterov 0.9, lr 0.03 × cos(7πk/16K) per step, batch 64,
+# μ = 7, τ = 0.95, λ_u = 1, EMA 0.999; weight decay 5e-4 (CIFAR-10), 1e-3 (CIFAR-100). K: CRC
+# footnote 2 names the early kekmodel version (train.py up to 8ca226e: total_steps = epochs ×
+# iteration, 1,024 steps an epoch), so K = the cycle's epochs × steps per epoch
+# (derive.cosine_fraction = 1; a 350-epoch cycle ends at 0.195 of the base rate); the later
+# version (e5422ac, --total-steps 2^20, ending at 0.89) is `--set
+# objective_kwargs.cosine_steps=1048576 --set derive.cosine_fraction=0`.
 _FIXMATCH = {
     "train.batch_size": 64, "train.unlabeled_batch_size": 7 * 64, "optim.name": "sgd",
     "optim.lr": 0.03, "optim.momentum": 0.9, "optim.nesterov": True,
@@ -173,7 +177,7 @@ _FIXMATCH = {
     "objective_kwargs.ema_decay": 0.999, "objective_kwargs.cosine_7_16": True,
     # CRC footnote 2: the early kekmodel version (EMA of BN statistics) for §4.3.2's tables.
     "objective_kwargs.ema_batch_stats": True,
-    "objective_kwargs.cosine_steps": 2 ** 20,
+    "derive.cosine_fraction": 1.0,
 }
 # Table 6: FixMatch on CIFAR-10, Q = 50 (Q0 = 50, G = Q/10 = 5): 50 → 300 labels (6 cycles);
 # for the Q = 100 columns use --initial=100 --budget=100 --set acquisition_kwargs.group_size=10.
@@ -262,10 +266,17 @@ PAPER_PRESETS[("vaal", "mnist")] = {**_VAAL, "model.name": "small_cnn", "al.init
                                     "al.budget": 10, "train.min_steps_per_epoch": 469}
 PAPER_PRESETS[("vaal", "svhn")] = {**_VAAL, "model.name": "resnet18", "al.initial": 100,
                                    "al.budget": 100, "train.min_steps_per_epoch": 573}
+# CIFAR-10: the official training transform flips (custom_datasets.py `cifar10_transformer()`
+# at 67263f3: RandomHorizontalFlip + ToTensor + Normalize); no crops.
 PAPER_PRESETS[("vaal", "cifar10")] = {**_VAAL, "model.name": "resnet18", "al.initial": 500,
-                                      "al.budget": 500, "train.min_steps_per_epoch": 391}
+                                      "al.budget": 500, "train.min_steps_per_epoch": 391,
+                                      "train.augment": True, "train.flip": "on",
+                                      "train.crop_pad": 0}
 # §4.3 ablation "no encoder" (Fig. 5, CIFAR-10): G and D only, BALD as the sampling strategy
 # (T = 20 draws of D's dropout), ARAL's CIFAR-10 preset otherwise.
+# §4.3 ablation "no active learning" (Fig. 5, CIFAR-10): "we remove the sampler and adversarial
+# loss for the encoder and use random sampling"; ARAL's CIFAR-10 preset otherwise.
+PAPER_PRESETS[("aral_no_al", "cifar10")] = dict(PAPER_PRESETS[("aral", "cifar10")])
 PAPER_PRESETS[("aral_no_encoder", "cifar10")] = {
     **{k: v for k, v in PAPER_PRESETS[("aral", "cifar10")].items()
        if k not in ("objective_kwargs.sampler_lr",)},

@@ -128,6 +128,7 @@ BASE: Dict[str, Any] = {
     "parallel.devices": NONNEG_INT, "eval.chunk_size": POS_INT, "eval.ece_bins": POS_INT,
     "derive.unlabeled_ratio": NONNEG, "derive.rampup_fraction": UNIT,
     "derive.detach_fraction": UNIT, "derive.group_fraction": UNIT,
+    "derive.cosine_fraction": NONNEG,
 }
 
 _ARAL = {
@@ -136,7 +137,7 @@ _ARAL = {
     "lambda_gan": NONNEG, "lambda_cls": NONNEG, "lambda_trd": NONNEG, "lambda_adv": NONNEG,
     "beta": NONNEG, "fm_weight": NONNEG, "eg_lr": POS, "eg_b1": DECAY, "eg_b2": DECAY,
     "sampler_lr": POS, "sampler_b1": DECAY, "sampler_b2": DECAY, "rf_hidden": POS_INT,
-    "use_encoder": BOOL,
+    "use_encoder": BOOL, "sampler": BOOL,
 }
 OBJECTIVES: Dict[str, Dict[str, Any]] = {
     "aral": _ARAL,
@@ -144,7 +145,8 @@ OBJECTIVES: Dict[str, Dict[str, Any]] = {
                "critic_weight_decay": NONNEG, "width": POS_INT, "num_stages": POS_INT,
                "generator": BOOL, "normalize_inputs": BOOL},
     "fixmatch": {"threshold": UNIT, "lambda_u": NONNEG, "temperature": POS, "ema_decay": DECAY,
-                 "ema_batch_stats": BOOL, "cosine_7_16": BOOL, "cosine_steps": NONNEG_INT,
+                 "ema_batch_stats": BOOL, "cosine_7_16": BOOL, "cosine_steps": _int(-1),
+                 "steps_per_epoch": POS_INT,
                  "randaugment_n": POS_INT, "randaugment_m": _int(0, 30), "cutout": UNIT},
     "loss_pred": {"margin": NONNEG, "weight": NONNEG, "detach_epoch": NONNEG_INT,
                   "hidden": POS_INT, "module_lr_decay": BOOL},
@@ -162,6 +164,7 @@ ACQUISITIONS: Dict[str, Dict[str, Any]] = {
     "egl": {"squared": BOOL, "grad_batch": POS_INT},
     "entropy_gradnorm": {"grad_batch": POS_INT},
     "pt4al": {"num_batches": POS_INT, "batch_size": POS_INT, "epochs": POS_INT},
+    "vaal": {"vae_train_mode": BOOL, "batch_size": POS_INT},
 }
 _BN = {"bn_momentum": DECAY, "bn_epsilon": POS}
 MODELS: Dict[str, Dict[str, Any]] = {
