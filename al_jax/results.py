@@ -26,6 +26,7 @@ import al_jax
 from al_jax import ALError
 from al_jax.writes import write_errno, write_error, writing  # noqa: F401  (re-exported)
 
+
 class _OrbaxWriteFailureFilter(logging.Filter):
   """orbax logs a failed background write with its traceback (hundreds of lines, from each
   writer thread) before the failure reaches the run, which then reports it as one line
