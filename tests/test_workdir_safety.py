@@ -277,7 +277,8 @@ def test_real_full_tmpfs_stops_cleanly_and_resumes_identically(tmp_path):
     err = r.stderr.strip().splitlines()
     assert r.returncode == 2 and len(err) == 1 and "ENOSPC" in err[0] and \
         err[0].startswith(f"error: cannot write {wd}"), r.stderr[-3000:]
-    rows = [json.loads(l) for l in open(os.path.join(wd, "results.jsonl"))]
+    with open(os.path.join(wd, "results.jsonl")) as f:
+      rows = [json.loads(l) for l in f]
     assert rows and all(os.path.exists(os.path.join(wd, "pools", f"cycle_{r['cycle']}.npy"))
                for r in rows)
     moved = str(tmp_path / "moved")
@@ -344,6 +345,19 @@ def test_health_in_rows_report_and_a_healthy_run_has_none(tmp_path):
   assert rows[0]["health"] == ["train_acc_at_chance"]
   assert "cycle 1/1 health: train_acc_at_chance" in logs
   out = report.write_report(str(tmp_path), floor=False)
-  text = open(tmp_path / "report.md").read()
+  text = (tmp_path / "report.md").read_text()
   assert "## Health" in text and "| entropy | 0 | 0 | 20 | train_acc_at_chance |" in text
   assert out["health"] == [("entropy", 0, 0, 20, ["train_acc_at_chance"])]
+
+
+def test_ledger_flags_claims_decided_on_flagged_cycles():
+  from types import SimpleNamespace
+  from experiments import claims as claims_lib
+  from experiments import reproduce
+  row = lambda k, h: {"cycle": k, "num_labeled": 20 + 10 * k, "health": h}
+  runs = {"tod": {0: claims_lib.Run([row(0, []), row(1, ["train_acc_at_chance"])], "p")},
+          "random": {0: claims_lib.Run([row(0, []), row(1, [])], "q")}}
+  claim = SimpleNamespace(members=[SimpleNamespace(label="tod"), SimpleNamespace(label="random")])
+  assert reproduce._health(claim, runs) == [("tod", 0, 1, ["train_acc_at_chance"])]
+  runs["tod"][0].rows[1]["health"] = []
+  assert reproduce._health(claim, runs) == []
