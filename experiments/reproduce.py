@@ -163,7 +163,9 @@ def write_ledger(workdir: str, claims, configs, command: str, commit: str = "") 
   seconds = sum(r["train_seconds"] + r["query_seconds"]
                 for seeds in runs.values() for run in seeds.values() for r in run.rows)
   by_label = {c.method: c for c in configs}
-  os.makedirs(os.path.join(workdir, "claims"), exist_ok=True)
+  from al_jax.writes import writing
+  with writing(os.path.join(workdir, "claims")):
+    os.makedirs(os.path.join(workdir, "claims"), exist_ok=True)
   c0 = configs[0]
   seeds = sorted({c.seed for c in configs})
   lines = [f"# Reproduction ledger: {c0.dataset}, {c0.preset} preset", "",
@@ -205,7 +207,8 @@ def write_ledger(workdir: str, claims, configs, command: str, commit: str = "") 
     lines.append(f"| {claim.name} | {claim.paper} | {claim.source} | {claim.statement} | "
                  f"{setting} | {shown} | **{verdict}** | {health} |")
     png = f"{claim.name}.png"
-    plot_claim(claim, runs, meas, os.path.join(workdir, "claims", png))
+    with writing(os.path.join(workdir, "claims", png)):
+      plot_claim(claim, runs, meas, os.path.join(workdir, "claims", png))
     seed_list = sorted(set.intersection(*(set(runs.get(m.label, {})) for m in claim.members)))
     details += [f"### {claim.name}: {verdict}", "", f"{claim.statement} ({claim.paper}, "
                 f"{claim.source}). Setting: {setting}. Statistic: {meas.note}.", "",
@@ -224,7 +227,8 @@ def write_ledger(workdir: str, claims, configs, command: str, commit: str = "") 
     lines += ["", "| claim | member | seed | cycle | flags |", "|---|---|---|---|---|"]
     lines += [f"| {n} | {m} | {s} | {k} | {', '.join(f)} |" for n, m, s, k, f in flagged]
   lines += ["", "## Per claim", ""] + details
-  with open(os.path.join(workdir, "REPRODUCTION.md"), "w") as f:
+  with writing(os.path.join(workdir, "REPRODUCTION.md")), \
+      open(os.path.join(workdir, "REPRODUCTION.md"), "w") as f:
     f.write("\n".join(lines) + "\n")
   return verdicts
 
