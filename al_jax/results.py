@@ -242,15 +242,22 @@ class Workdir:
       self.manager.save(cycle, args=ocp.args.Composite(
           state=ocp.args.StandardSave(state), al=ocp.args.StandardSave(al_state)))
 
-  def restore_checkpoint(self, cycle: int, abstract_state: Any):
+  def _restore(self, cycle: int, abstract_state: Any):
+    """(state, al_state), or ALError whose message is why checkpoint `cycle` is unreadable."""
     try:
       out = self.manager.restore(cycle, args=ocp.args.Composite(
           state=ocp.args.StandardRestore(abstract_state), al=ocp.args.StandardRestore()))
     except Exception as e:  # orbax raises many types for torn or foreign files
       msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-      raise ALError(f"checkpoint {cycle} in {self.ckpt_dir} is corrupt or unreadable "
-                    f"({msg[:200]})") from None
+      msg = msg.split(" See full TensorStore details")[0]
+      raise ALError(f"unreadable: {msg[:200]}") from None
     return out["state"], out["al"]
+
+  def restore_checkpoint(self, cycle: int, abstract_state: Any):
+    try:
+      return self._restore(cycle, abstract_state)
+    except ALError as e:
+      raise ALError(f"checkpoint {cycle} in {self.ckpt_dir} is corrupt or {e}") from None
 
   def _check_checkpoint(self, step: int, al: Dict[str, Any],
                         rows: Dict[int, Dict[str, Any]]) -> Optional[str]:
@@ -290,20 +297,20 @@ class Workdir:
     bad: List[Tuple[int, str]] = []
     for step in steps:
       try:
-        state, al = self.restore_checkpoint(step, abstract_state)
+        state, al = self._restore(step, abstract_state)
         problem = self._check_checkpoint(step, al, rows)
       except ALError as e:
         problem = str(e)
       if problem is None:
         if bad:
           self._set_aside([s for s, _ in bad])
-          log(f"checkpoint {', '.join(str(s) for s, _ in bad)} unusable "
-              f"({bad[0][1][:200]}); moved to {os.path.join(self.path, 'corrupt_checkpoints')}, "
+          log("; ".join(f"checkpoint {s} is damaged ({p})" for s, p in bad)
+              + f": moved to {os.path.join(self.path, 'corrupt_checkpoints')}, "
               f"resuming from checkpoint {step}")
         return step, state, al
       bad.append((step, " ".join(problem.split())))
     raise ALError(f"no checkpoint in {self.ckpt_dir} restores: "
-                  + "; ".join(f"checkpoint {s}: {p[:200]}" for s, p in bad)
+                  + "; ".join(f"checkpoint {s} is damaged ({p})" for s, p in bad)
                   + "; remove the workdir to start the experiment afresh")
 
   def _set_aside(self, steps: List[int]) -> None:

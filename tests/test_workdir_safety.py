@@ -87,9 +87,10 @@ def test_damaged_newest_checkpoint_falls_back_to_the_one_before(how, full, tmp_p
   _damage(os.path.join(wd, "checkpoints", "1"), how)
   logs = []
   loop.run(_cfg(), wd, resume=True, log=logs.append)
-  said = [l for l in logs if "unusable" in l]
-  assert len(said) == 1 and "checkpoint 1 unusable" in said[0] and \
-      said[0].endswith("resuming from checkpoint 0"), logs
+  said = [l for l in logs if "damaged" in l]
+  assert len(said) == 1 and said[0].startswith("checkpoint 1 is damaged (unreadable: ") and \
+      said[0].endswith(f"): moved to {os.path.join(wd, 'corrupt_checkpoints')}, resuming "
+                       "from checkpoint 0"), logs
   assert "resuming after cycle 0 (30 labeled)" in logs
   _assert_same_run(wd, full)
   # The damaged checkpoint is kept aside for inspection, out of orbax's way.
@@ -107,8 +108,8 @@ def test_checkpoint_disagreeing_with_results_is_not_used(full, tmp_path):
     f.write("".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
   logs = []
   loop.run(_cfg(), wd, resume=True, log=logs.append)
-  assert any("checkpoint 1 unusable (its labeled set has 40 points, the results row says "
-             "30 + 11 selected)" in l for l in logs), logs
+  assert any(l.startswith("checkpoint 1 is damaged (its labeled set has 40 points, the "
+                          "results row says 30 + 11 selected): moved to ") for l in logs), logs
   _assert_same_run(wd, full)
 
 
@@ -117,8 +118,8 @@ def test_no_checkpoint_restores_is_one_line(tmp_path):
   _run_until(wd, "cycle 3/3 | labeled")
   for step in ("0", "1"):
     _damage(os.path.join(wd, "checkpoints", step), "garble")
-  with pytest.raises(ALError, match="no checkpoint in .* restores: checkpoint 1: .*; "
-                     "checkpoint 0: ") as e:
+  with pytest.raises(ALError, match=r"no checkpoint in .* restores: checkpoint 1 is damaged "
+                     r"\(unreadable: .*\); checkpoint 0 is damaged \(unreadable: ") as e:
     loop.run(_cfg(), wd, resume=True, log=quiet)
   assert "\n" not in str(e.value)
   assert len(_rows(wd)) == 2  # nothing was removed
