@@ -21,6 +21,7 @@ import numpy as np
 from al_jax import ALError
 from al_jax import acquisition as acq_lib
 from al_jax import diagnostics as diag_lib
+from al_jax import health as health_lib
 from al_jax import metrics as metrics_lib
 from al_jax import objectives as obj_lib
 from al_jax import parallel
@@ -220,6 +221,7 @@ class ActiveLearner:
       k_init = jax.random.fold_in(k_init, _TRIAL + trial)
       k_train = jax.random.fold_in(k_train, _TRIAL + trial)
     stream = [cycle] if not trial else [cycle, _TRIAL + trial]
+    self.epoch_means = []  # this training's per-epoch metric means (al_jax.health)
     state = self.objective.init(k_init, self.x_train[:1])
     if tr.warm_start and prev_state is not None:
       # Copy: the jitted step donates its input buffers, and prev_state is still
@@ -275,6 +277,7 @@ class ActiveLearner:
           task.update(done)
           del pending[:done]
       means = {k: float(v) / len(pos) for k, v in sums.items()}
+      self.epoch_means.append(means)
       if task is not None:
         task.update(len(pending))
         task.set_postfix(f"epoch {epoch + 1}/{tr.epochs} "
@@ -375,11 +378,12 @@ class ActiveLearner:
     pool = self.initial_pool()
     start, prev_state = 0, None
     if wd is not None and resume:
-      step = wd.latest_checkpoint()
-      if step is not None:
-        abstract = jax.eval_shape(
-            lambda: self.objective.init(self.k_init, self.x_train[:1]))
-        prev_state, al = wd.restore_checkpoint(step, abstract)
+      # The newest checkpoint that restores and agrees with results.jsonl (a damaged newer
+      # one is set aside with one line).
+      restored = wd.restore_latest(jax.eval_shape(
+          lambda: self.objective.init(self.k_init, self.x_train[:1])), log=self.log)
+      if restored is not None:
+        _, prev_state, al = restored
         pool = Pool(self.y_train, np.asarray(al["labeled"]))
         start = int(al["cycle"]) + 1
         self.log(f"resuming after cycle {start - 1} ({pool.num_labeled} labeled)")
@@ -449,7 +453,11 @@ class ActiveLearner:
            "test_ece": test["ece"], "test_nll": test["nll"], "test_brier": test["brier"],
            "train_seconds": round(train_s, 3), "query_seconds": round(query_s, 3),
            "score_seconds": round(score_s, 3), "select_seconds": round(select_s, 3),
-           "num_selected": int(len(selected)), "compiles": self.compiles}
+           "num_selected": int(len(selected)), "compiles": self.compiles,
+           "health": health_lib.flags(self.epoch_means, self.dataset.num_classes,
+                                      pool.num_labeled)}
+    if row["health"]:
+      self.log(f"cycle {cycle + 1}/{cfg.al.cycles} health: {', '.join(row['health'])}")
     if trial_accs is not None:
       row["initial_trials_val_accuracy"] = [round(a, 6) for a in trial_accs]
     rows.append(row)

@@ -3,12 +3,20 @@
 Writes are crash-safe: JSON files are written to a temporary name and renamed,
 results rows are appended and fsynced one line at a time, and a resumed run
 first drops the rows of any cycle that has no checkpoint yet.
+
+A write that fails for lack of space or permission (ENOSPC, EDQUOT, EROFS, EACCES, EPERM;
+orbax/tensorstore report a full disk as RESOURCE_EXHAUSTED) stops the run with one ALError
+line naming the path and the errno; the finished cycles' files stay readable and `--resume`
+(after space is freed) redoes the unfinished cycle. A newest checkpoint that does not
+restore or disagrees with results.jsonl is set aside and the one before is used.
 """
 
+import contextlib
 import fcntl
 import json
+import logging
 import os
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import jax
 import numpy as np
@@ -16,6 +24,25 @@ import orbax.checkpoint as ocp
 
 import al_jax
 from al_jax import ALError
+from al_jax.writes import write_errno, write_error, writing  # noqa: F401  (re-exported)
+
+
+class _OrbaxWriteFailureFilter(logging.Filter):
+  """orbax logs a failed background write with its traceback (hundreds of lines, from each
+  writer thread) before the failure reaches the run, which then reports it as one line
+  (`writing`): those log records are dropped; every other orbax record passes."""
+
+  def filter(self, record: logging.LogRecord) -> bool:
+    if "orbax" not in (record.pathname or ""):
+      return True
+    try:
+      e = record.exc_info[1] if record.exc_info else Exception(record.getMessage())
+    except Exception:  # pylint: disable=broad-except  (a malformed record: keep it)
+      return True
+    return write_errno(e) is None
+
+
+logging.getLogger("absl").addFilter(_OrbaxWriteFailureFilter())
 
 # Keys that may differ between a run and its --resume without making it a different experiment.
 _RUN_ONLY_KEYS = ("resume", "workdir", "log_every", "diagnostics", "parallel")
@@ -29,11 +56,17 @@ def environment_info() -> Dict[str, Any]:
 
 def _atomic_write(path: str, text: str) -> None:
   tmp = path + ".tmp"
-  with open(tmp, "w") as f:
-    f.write(text)
-    f.flush()
-    os.fsync(f.fileno())
-  os.replace(tmp, path)
+  with writing(path):
+    try:
+      with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+      os.replace(tmp, path)
+    except OSError:
+      with contextlib.suppress(OSError):
+        os.remove(tmp)  # a half-written temporary would only take more space
+      raise
 
 
 def _diff_keys(a: Dict, b: Dict, prefix: str = "") -> List[str]:
@@ -59,6 +92,7 @@ class Workdir:
     self.pools_dir = os.path.join(self.path, "pools")
     self.ckpt_dir = os.path.join(self.path, "checkpoints")
     self._mngr: Optional[ocp.CheckpointManager] = None
+    self._saving: Optional[int] = None  # the step of the asynchronous save in flight
     self._lock = None
 
   # --- experiment identity ---------------------------------------------------------------
@@ -84,18 +118,41 @@ class Workdir:
     else:
       if resume:
         raise ALError(f"--resume: workdir {self.path} holds no experiment (no config.json)")
-      if os.path.isdir(self.path) and os.listdir(self.path):
+      if os.path.isdir(self.path) and not self._only_skeleton():
         raise ALError(f"workdir {self.path} is not empty and holds no experiment; "
                       "choose another --workdir")
-    os.makedirs(self.pools_dir, exist_ok=True)
-    os.makedirs(self.ckpt_dir, exist_ok=True)
+    fresh = not self.holds_experiment()
+    with writing(self.path):
+      os.makedirs(self.pools_dir, exist_ok=True)
+      os.makedirs(self.ckpt_dir, exist_ok=True)
     self._acquire_lock()
-    _atomic_write(self.config_path, json.dumps(
-        {"config": config, "environment": environment_info()}, indent=2, sort_keys=True))
+    try:
+      _atomic_write(self.config_path, json.dumps(
+          {"config": config, "environment": environment_info()}, indent=2, sort_keys=True))
+    except ALError:
+      self.close()  # the caller's run never starts: release the lock now
+      if fresh:  # leave the directory as it was, so that the same command can be rerun
+        for leftover in (os.path.join(self.path, ".lock"), self.pools_dir, self.ckpt_dir):
+          with contextlib.suppress(OSError):
+            (os.rmdir if os.path.isdir(leftover) else os.remove)(leftover)
+      raise
+
+  def _only_skeleton(self) -> bool:
+    """The directory holds nothing or only what a start killed before config.json was
+    written leaves (empty pools/ and checkpoints/, the lock, a torn config.json.tmp)."""
+    for name in os.listdir(self.path):
+      full = os.path.join(self.path, name)
+      if name in (".lock", "config.json.tmp"):
+        continue
+      if name in ("pools", "checkpoints") and os.path.isdir(full) and not os.listdir(full):
+        continue
+      return False
+    return True
 
   def _acquire_lock(self) -> None:
     """One process per workdir: a second run (or --resume) while one is alive is refused."""
-    self._lock = open(os.path.join(self.path, ".lock"), "w")
+    with writing(os.path.join(self.path, ".lock")):
+      self._lock = open(os.path.join(self.path, ".lock"), "w")
     try:
       fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
@@ -124,15 +181,30 @@ class Workdir:
     _atomic_write(self.results_path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
 
   def append_result(self, row: Dict[str, Any]) -> None:
-    with open(self.results_path, "a") as f:
-      f.write(json.dumps(row, sort_keys=True) + "\n")
-      f.flush()
-      os.fsync(f.fileno())
+    size = os.path.getsize(self.results_path) if os.path.exists(self.results_path) else 0
+    with writing(self.results_path):
+      try:
+        with open(self.results_path, "a") as f:
+          f.write(json.dumps(row, sort_keys=True) + "\n")
+          f.flush()
+          os.fsync(f.fileno())
+      except OSError:
+        # No torn line: the finished cycles' rows stay exactly as they were.
+        with contextlib.suppress(OSError):
+          os.truncate(self.results_path, size)
+        raise
 
   def save_pool(self, cycle: int, labeled: np.ndarray) -> None:
     tmp = os.path.join(self.pools_dir, f".cycle_{cycle}.npy")
-    np.save(tmp, np.asarray(labeled, np.int64))
-    os.replace(tmp, os.path.join(self.pools_dir, f"cycle_{cycle}.npy"))
+    path = os.path.join(self.pools_dir, f"cycle_{cycle}.npy")
+    with writing(path):
+      try:
+        np.save(tmp, np.asarray(labeled, np.int64))
+        os.replace(tmp, path)
+      except OSError:
+        with contextlib.suppress(OSError):
+          os.remove(tmp)
+        raise
 
   def write_json(self, name: str, obj: Any) -> None:
     _atomic_write(os.path.join(self.path, name), json.dumps(obj, indent=2, sort_keys=True))
@@ -148,26 +220,128 @@ class Workdir:
   def latest_checkpoint(self) -> Optional[int]:
     return self.manager.latest_step()
 
-  def save_checkpoint(self, cycle: int, state: Any, al_state: Dict[str, Any]) -> None:
-    """Model state and AL bookkeeping in one checkpoint (big_vision keeps both together)."""
-    self.manager.save(cycle, args=ocp.args.Composite(
-        state=ocp.args.StandardSave(state), al=ocp.args.StandardSave(al_state)))
+  def _step_dir(self, step: Optional[int]) -> str:
+    return os.path.join(self.ckpt_dir, str(step)) if step is not None else self.ckpt_dir
 
-  def restore_checkpoint(self, cycle: int, abstract_state: Any):
+  def _wait_for_checkpoint(self) -> None:
+    """Waits for the asynchronous save in flight; its failed write becomes the one line."""
+    if self._mngr is not None:
+      with writing(self._step_dir(self._saving)):
+        self._mngr.wait_until_finished()
+        self._mngr.check_for_errors()
+    self._saving = None
+
+  def save_checkpoint(self, cycle: int, state: Any, al_state: Dict[str, Any]) -> None:
+    """Model state and AL bookkeeping in one checkpoint (big_vision keeps both together).
+
+    The save runs in the background; the previous one (a whole cycle ago) is waited for
+    first, so a full disk is reported with the checkpoint it hit."""
+    self._wait_for_checkpoint()
+    with writing(self._step_dir(cycle)):
+      self._saving = cycle
+      self.manager.save(cycle, args=ocp.args.Composite(
+          state=ocp.args.StandardSave(state), al=ocp.args.StandardSave(al_state)))
+
+  def _restore(self, cycle: int, abstract_state: Any):
+    """(state, al_state), or ALError whose message is why checkpoint `cycle` is unreadable."""
     try:
       out = self.manager.restore(cycle, args=ocp.args.Composite(
           state=ocp.args.StandardRestore(abstract_state), al=ocp.args.StandardRestore()))
     except Exception as e:  # orbax raises many types for torn or foreign files
       msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-      raise ALError(f"checkpoint {cycle} in {self.ckpt_dir} is corrupt or unreadable "
-                    f"({msg[:200]}); remove it to resume from the one before") from None
+      msg = msg.split(" See full TensorStore details")[0]
+      raise ALError(f"unreadable: {msg[:200]}") from None
     return out["state"], out["al"]
 
+  def restore_checkpoint(self, cycle: int, abstract_state: Any):
+    try:
+      return self._restore(cycle, abstract_state)
+    except ALError as e:
+      raise ALError(f"checkpoint {cycle} in {self.ckpt_dir} is corrupt or {e}") from None
+
+  def _check_checkpoint(self, step: int, al: Dict[str, Any],
+                        rows: Dict[int, Dict[str, Any]]) -> Optional[str]:
+    """Why checkpoint `step` disagrees with results.jsonl, or None when it agrees: it is
+    cycle `step`'s, results.jsonl has that cycle's row, and the next labeled set is the
+    row's labeled set plus its selection, inside the row's pool."""
+    try:
+      cycle, labeled = int(np.asarray(al["cycle"])), np.asarray(al["labeled"])
+    except (KeyError, TypeError, ValueError) as e:
+      return f"its AL state is incomplete ({type(e).__name__}: {e})"
+    if cycle != step:
+      return f"it holds cycle {cycle}"
+    row = rows.get(step)
+    if row is None:
+      return f"results.jsonl has no row for cycle {step}"
+    want = int(row["num_labeled"]) + int(row["num_selected"])
+    if labeled.ndim != 1 or len(labeled) != want:
+      return (f"its labeled set has {labeled.size} points, the results row says "
+              f"{row['num_labeled']} + {row['num_selected']} selected")
+    if len(labeled) and (labeled.min() < 0 or labeled.max() >= int(row["pool_size"])
+                         or len(np.unique(labeled)) != len(labeled)):
+      return f"its labeled set is not a set of distinct indices below {row['pool_size']}"
+    return None
+
+  def restore_latest(self, abstract_state: Any, log: Callable[[str], None] = print
+                     ) -> Optional[Tuple[int, Any, Dict[str, Any]]]:
+    """The newest checkpoint that restores and agrees with results.jsonl, as
+    (step, state, al_state); None when there is no checkpoint.
+
+    Newer checkpoints that fail (torn or garbled files, a disagreeing AL state) are moved
+    to `corrupt_checkpoints/` (kept for inspection, out of orbax's way) and one line says
+    which one the run continues from. When none restores: one-line ALError."""
+    steps = sorted(self.manager.all_steps(), reverse=True)
+    if not steps:
+      return None
+    rows = {int(r["cycle"]): r for r in self.read_results()}
+    bad: List[Tuple[int, str]] = []
+    for step in steps:
+      try:
+        state, al = self._restore(step, abstract_state)
+        problem = self._check_checkpoint(step, al, rows)
+      except ALError as e:
+        problem = str(e)
+      if problem is None:
+        if bad:
+          self._set_aside([s for s, _ in bad])
+          log("; ".join(f"checkpoint {s} is damaged ({p})" for s, p in bad)
+              + f": moved to {os.path.join(self.path, 'corrupt_checkpoints')}, "
+              f"resuming from checkpoint {step}")
+        return step, state, al
+      bad.append((step, " ".join(problem.split())))
+    raise ALError(f"no checkpoint in {self.ckpt_dir} restores: "
+                  + "; ".join(f"checkpoint {s} is damaged ({p})" for s, p in bad)
+                  + "; remove the workdir to start the experiment afresh")
+
+  def _set_aside(self, steps: List[int]) -> None:
+    dest = os.path.join(self.path, "corrupt_checkpoints")
+    with writing(dest):
+      os.makedirs(dest, exist_ok=True)
+      for step in steps:
+        target, k = os.path.join(dest, str(step)), 1
+        while os.path.exists(target):
+          target, k = os.path.join(dest, f"{step}.{k}"), k + 1
+        os.replace(self._step_dir(step), target)
+    self.manager.reload()  # orbax forgets the moved steps
+
   def close(self) -> None:
-    if self._mngr is not None:
-      self._mngr.wait_until_finished()
-      self._mngr.close()
-      self._mngr = None
-    if self._lock is not None:
-      self._lock.close()  # releases the flock
-      self._lock = None
+    try:
+      if self._mngr is not None:
+        failed = None
+        try:
+          self._wait_for_checkpoint()
+        except ALError as e:
+          failed = e
+        mngr, self._mngr, self._saving = self._mngr, None, None
+        try:
+          with writing(self.ckpt_dir):
+            mngr.close()  # waits again: a failed save raises its error a second time
+        except Exception:  # pylint: disable=broad-except
+          if failed is None:
+            raise
+        if failed is not None:
+          raise failed
+    finally:
+      if self._lock is not None:
+        self._lock.close()  # releases the flock
+        self._lock = None

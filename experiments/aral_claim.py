@@ -19,11 +19,15 @@ import itertools
 import time
 
 import numpy as np
-from absl import app, flags
+from absl import flags
+
+from experiments import cli
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("dataset", "digits", "Dataset (cpu preset).")
-flags.DEFINE_integer("labels_per_class", 10, "Class-balanced labeled set size per class.")
+flags.DEFINE_string("data_dir", None, "TFDS data directory (as experiments.main's).")
+flags.DEFINE_integer("labels_per_class", 10, "Class-balanced labeled set size per class.",
+                     lower_bound=1)
 flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds (initial pool, init, batches).")
 flags.DEFINE_multi_string("set", [], "Extra config overrides key=value for both runs.")
 flags.DEFINE_enum("baseline_optim", "own", ["own", "aral", "both"],
@@ -31,22 +35,16 @@ flags.DEFINE_enum("baseline_optim", "own", ["own", "aral", "both"],
                   "discriminator optimiser, or both.")
 flags.DEFINE_bool("tune", False, "Sweep the baseline's Adam settings on a validation split.")
 flags.DEFINE_list("tune_seeds", ["100", "101"], "Seeds of the tuning runs.")
-flags.DEFINE_integer("val_size", 300, "Validation split size for --tune.")
+flags.DEFINE_integer("val_size", 300, "Validation split size for --tune.", lower_bound=1)
 
 # The sweep of --tune: Adam learning rate × β₁ × β₂.
 TUNE_GRID = {"optim.lr": (3e-4, 1e-3, 3e-3), "optim.b1": (0.5, 0.9), "optim.b2": (0.999, 0.9999)}
 
 
 def _overrides(c, items):
-  import ast
-  from experiments.configs import cpu
-  for item in items:
-    key, raw = item.split("=", 1)
-    try:
-      value = ast.literal_eval(raw)
-    except (ValueError, SyntaxError):
-      value = raw
-    cpu.apply_overrides(c, {key: value})
+  from experiments.configs import assign, parse_set
+  for key, value in parse_set(items):  # unknown keys and malformed items: one-line ALError
+    assign(c, key, value)
   return c
 
 
@@ -56,6 +54,8 @@ def _config(method: str, seed: int, optim_from_aral: bool = False):
   if optim_from_aral:
     c.optim = get_config("aral", FLAGS.dataset, "cpu").optim
   c.seed = seed
+  if FLAGS.data_dir:
+    c.data_dir = FLAGS.data_dir
   c.al.cycles = 1
   c.al.class_balanced = True
   c.al.initial = FLAGS.labels_per_class * 10
@@ -84,11 +84,41 @@ def _tune():
   print(f"best: {dict(zip(keys, best[1]))} ({best[0]:.4f})")
 
 
+def check_flags():
+  """Every run's settings, checked before the first one trains (one-line ALError)."""
+  import os
+  from al_jax import ALError, loop
+  from al_jax.data import DATASETS
+  FLAGS.seeds = [str(s) for s in cli.parse_seeds(FLAGS.seeds)]
+  FLAGS.tune_seeds = [str(s) for s in cli.parse_seeds(FLAGS.tune_seeds, "--tune_seeds")]
+  if FLAGS.data_dir and os.path.exists(FLAGS.data_dir) and not os.path.isdir(FLAGS.data_dir):
+    raise ALError(f"--data_dir={FLAGS.data_dir} exists and is not a directory")
+  ds = DATASETS.get(FLAGS.dataset)(data_dir=FLAGS.data_dir or None, seed=0)
+  if FLAGS.tune and FLAGS.val_size >= len(ds.y_train):
+    raise ALError(f"--val_size={FLAGS.val_size} leaves no training images of the "
+                  f"{len(ds.y_train)} in {FLAGS.dataset}")
+  for method, from_aral in (("aral", False), ("aral_labels_only", False),
+                            ("aral_labels_only", True)):
+    c = _config(method, int((FLAGS.tune_seeds if FLAGS.tune else FLAGS.seeds)[0]), from_aral)
+    if FLAGS.tune:
+      c.al.val_size = FLAGS.val_size
+    loop.validate(c, len(ds.y_train) - c.al.val_size)
+
+
 def main(argv):
-  del argv
-  from al_jax import loop
-  if FLAGS.tune:
-    return _tune()
+  from al_jax import ALError, loop
+  if len(argv) > 1:
+    cli.fail(f"unexpected arguments: {' '.join(argv[1:])}")
+  try:
+    check_flags()
+    if FLAGS.tune:
+      return _tune()
+    _compare(loop)
+  except ALError as e:
+    cli.fail(e)
+
+
+def _compare(loop):
   baselines = {"own": [("labels only", False)], "aral": [("labels only, ARAL's D optimiser", True)],
                "both": [("labels only", False), ("labels only, ARAL's D optimiser", True)]}[
                    FLAGS.baseline_optim]
@@ -122,4 +152,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

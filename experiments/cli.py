@@ -5,8 +5,10 @@ absl's own flag-parsing errors (a non-integer `--seed`, a value below a flag's l
 print two lines and exit 1, so `run` installs a parser that prints absl's message alone.
 """
 
+import errno
 import os
 import sys
+import tempfile
 from typing import Callable, List, Optional
 
 from absl import app, flags
@@ -53,6 +55,13 @@ def check_dir_or_new(flag: str, path: Optional[str]) -> None:
     raise ALError(f"{flag}={path}: {parent} is not a directory")
   if not os.access(parent, os.W_OK | os.X_OK):
     raise ALError(f"{flag}={path}: cannot create it, {parent} is not writable")
+  # Permission bits do not tell everything (root, /proc, a read-only mount): try it.
+  try:
+    os.rmdir(tempfile.mkdtemp(prefix=".al_jax_probe_", dir=parent))
+  except OSError as e:
+    name = errno.errorcode.get(e.errno, "error") if e.errno else type(e).__name__
+    raise ALError(f"{flag}={path}: cannot create it in {parent} ({name}: "
+                  f"{e.strerror or e})") from None
 
 
 def check_existing_dir(flag: str, path: Optional[str]) -> None:
@@ -75,19 +84,19 @@ def check_new_file(flag: str, path: Optional[str]) -> None:
 
 
 # --- numbers ------------------------------------------------------------------------------
-def parse_seeds(values: List[str]) -> List[int]:
+def parse_seeds(values: List[str], flag: str = "--seeds") -> List[int]:
   """`--seeds` entries as non-negative integers (numpy's seed sequences reject negatives)."""
   out = []
   for v in values:
     try:
       s = int(v)
     except ValueError:
-      raise ALError(f"--seeds must be non-negative integers, got {v!r}") from None
+      raise ALError(f"{flag} must be non-negative integers, got {v!r}") from None
     if s < 0:
-      raise ALError(f"--seeds must be non-negative integers, got {s}")
+      raise ALError(f"{flag} must be non-negative integers, got {s}")
     out.append(s)
   if len(set(out)) != len(out):
-    raise ALError(f"--seeds lists a seed twice: {','.join(values)}")
+    raise ALError(f"{flag} lists a seed twice: {','.join(values)}")
   return out
 
 

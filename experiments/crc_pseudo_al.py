@@ -15,17 +15,20 @@ import tempfile
 
 import jax
 import numpy as np
-from absl import app, flags
+from absl import flags
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("method", "crc", "A method whose acquisition is crc (crc, crc_fixmatch).")
 flags.DEFINE_string("dataset", "digits", "Dataset name.")
 flags.DEFINE_string("preset", "cpu", "Preset: cpu or paper.")
-flags.DEFINE_integer("seed", 0, "Random seed.")
-flags.DEFINE_integer("per_class", 1, "R: images of each class per query (Q = G = R·C).")
-flags.DEFINE_integer("initial_per_class", 2, "R0: images of each class in the initial pool.")
-flags.DEFINE_integer("cycles", 3, "Training rounds.")
-flags.DEFINE_integer("epochs", None, "Epochs per cycle (default: the preset's).")
+flags.DEFINE_integer("seed", 0, "Random seed.", lower_bound=0)
+flags.DEFINE_integer("per_class", 1, "R: images of each class per query (Q = G = R·C).",
+                     lower_bound=1)
+flags.DEFINE_integer("initial_per_class", 2, "R0: images of each class in the initial pool.",
+                     lower_bound=1)
+flags.DEFINE_integer("cycles", 3, "Training rounds.", lower_bound=1)
+flags.DEFINE_integer("epochs", None, "Epochs per cycle (default: the preset's).",
+                     lower_bound=1)
 flags.DEFINE_string("workdir", None, "Output directory (default: a temporary directory).")
 
 
@@ -56,12 +59,18 @@ def make_learner(config, per_class, workdir=None, log=print):
 
 
 def main(argv):
-  del argv
   from al_jax import ALError
   from al_jax.data import DATASETS
+  from experiments import cli
   from experiments.configs import cpu, get_config
+  if len(argv) > 1:
+    cli.fail(f"unexpected arguments: {' '.join(argv[1:])}")
   try:
+    cli.check_dir_or_new("--workdir", FLAGS.workdir)
     config = get_config(FLAGS.method, FLAGS.dataset, FLAGS.preset)
+    if config.acquisition != "crc":
+      raise ALError(f"--method={FLAGS.method}: pseudo-AL needs a method whose acquisition is "
+                    f"crc (crc, crc_fixmatch), not {config.acquisition!r}")
     num_classes = DATASETS.get(FLAGS.dataset)(data_dir=config.get("data_dir") or None,
                                               seed=FLAGS.seed).num_classes
     over = {"al.initial": FLAGS.initial_per_class * num_classes, "al.class_balanced": True,
@@ -83,4 +92,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  from experiments import cli as _cli
+  _cli.run(main)

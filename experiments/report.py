@@ -8,6 +8,7 @@ Reads every `results.jsonl` under W and writes to W:
   ece_vs_labels.png       test ECE vs labels, likewise
   results.csv             every cycle of every run (one row each, for pandas)
   summary.csv             one row per method: AULC, final accuracy, labels-to-target
+  (report.md's "Health" section lists every cycle with a health flag, al_jax/health.py)
   floors.json             the linear-probe floor at the study's label counts (cached)
 """
 
@@ -22,6 +23,8 @@ from typing import Dict, List, Optional
 import numpy as np
 from absl import flags
 
+from al_jax import ALError
+from al_jax.writes import writing
 from experiments import cli
 
 FLAGS = flags.FLAGS
@@ -42,7 +45,7 @@ def define_flags():
 
 _COLUMNS = ("method", "objective", "acquisition", "dataset", "seed", "cycle", "num_labeled",
             "test_accuracy", "test_ece", "test_nll", "test_brier", "train_seconds",
-            "query_seconds", "score_seconds", "select_seconds")
+            "query_seconds", "score_seconds", "select_seconds", "health")
 
 
 def load_runs(workdir: str) -> List[List[Dict]]:
@@ -175,15 +178,20 @@ def write_report(workdir: str, target: Optional[float] = None,
   ds = runs[0][0]["dataset"]
   floors, floor_note = (linear_probe_floor(workdir, ds, curves, data_dir) if floor
                         else (None, "linear probe not computed (--nofloor)"))
-  plot(curves, "acc", "test accuracy", os.path.join(workdir, "accuracy_vs_labels.png"),
-       f"{ds}: test accuracy vs labels (mean ± std over seeds)", floors)
-  plot(curves, "ece", "test ECE (15 bins)", os.path.join(workdir, "ece_vs_labels.png"),
-       f"{ds}: expected calibration error vs labels")
-  with open(os.path.join(workdir, "results.csv"), "w", newline="") as f:
+  for key, ylabel, name, title, fl in (
+      ("acc", "test accuracy", "accuracy_vs_labels.png",
+       f"{ds}: test accuracy vs labels (mean ± std over seeds)", floors),
+      ("ece", "test ECE (15 bins)", "ece_vs_labels.png",
+       f"{ds}: expected calibration error vs labels", None)):
+    with writing(os.path.join(workdir, name)):
+      plot(curves, key, ylabel, os.path.join(workdir, name), title, fl)
+  health = health_flags(runs)
+  with writing(os.path.join(workdir, "results.csv")), \
+      open(os.path.join(workdir, "results.csv"), "w", newline="") as f:
     w = csv.DictWriter(f, fieldnames=_COLUMNS, extrasaction="ignore")
     w.writeheader()
     for rows in runs:
-      w.writerows(rows)
+      w.writerows([dict(r, health=" ".join(r.get("health", []))) for r in rows])
   lines = [f"# AL report: {ds}", "",
            f"{len(runs)} runs, methods: {', '.join(curves)}. Accuracy and ECE on the full test "
            "set; mean ± std over seeds.", "",
@@ -203,7 +211,8 @@ def write_report(workdir: str, target: Optional[float] = None,
     lines.append(f"| {m} | {len(c['seeds'])} | {_pm(a)} | {_pm(c['acc'][:, -1])} | "
                  f"{_pm(c['ece'][:, -1])} | {c['labels_to_target'] or 'not reached'} | "
                  f"{c['train_s'].mean():.2f} | {c['query_s'].mean():.2f} |")
-  with open(os.path.join(workdir, "summary.csv"), "w", newline="") as f:
+  with writing(os.path.join(workdir, "summary.csv")), \
+      open(os.path.join(workdir, "summary.csv"), "w", newline="") as f:
     w = csv.DictWriter(f, fieldnames=list(summary[0]))
     w.writeheader()
     w.writerows(summary)
@@ -217,6 +226,14 @@ def write_report(workdir: str, target: Optional[float] = None,
       fmt = lambda t: (f"{t[0]:+.4f} | " + (f"±{t[1]:.4f}" if math.isfinite(t[1]) else "n/a")
                        + " | " + (f"{t[2]:.3f}" if math.isfinite(t[2]) else "n/a"))
       lines.append(f"| {m} | {p['n']} | {fmt(p['aulc'])} | {fmt(p['final'])} |")
+  lines += ["", "## Health", "",
+            "Cycles whose training stayed at chance or whose side model's loss diverged "
+            "(al_jax/health.py): their accuracies are not a method's result.", ""]
+  if health:
+    lines += ["| method | seed | cycle | labels | flags |", "|---|---|---|---|---|"]
+    lines += [f"| {m} | {s} | {k} | {n} | {', '.join(f)} |" for m, s, k, n, f in health]
+  else:
+    lines.append("No cycle is flagged.")
   lines += ["", "## Linear-probe floor", "",
             "Logistic regression on the raw pixels of the same number of random labeled "
             "images (experiments/floors.py), mean ± std over the study's seeds: a method "
@@ -234,10 +251,17 @@ def write_report(workdir: str, target: Optional[float] = None,
       lines.append(f"| {k} | {int(lab)} | {_pm(c['acc'][:, k])} | {_pm(c['ece'][:, k])} | "
                    f"{c['train_s'][:, k].mean():.2f} | {c['query_s'][:, k].mean():.2f} |")
     lines.append("")
-  with open(os.path.join(workdir, "report.md"), "w") as f:
+  with writing(os.path.join(workdir, "report.md")), \
+      open(os.path.join(workdir, "report.md"), "w") as f:
     f.write("\n".join(lines) + "\n")
   return {"curves": curves, "target": target, "paired": paired, "summary": summary,
-          "floors": floors}
+          "floors": floors, "health": health}
+
+
+def health_flags(runs: List[List[Dict]]):
+  """(method, seed, cycle, labels, flags) of every flagged cycle (rows' `health` field)."""
+  return [(r["method"], r["seed"], r["cycle"], r["num_labeled"], list(r["health"]))
+          for rows in runs for r in rows if r.get("health")]
 
 
 def main(argv):
@@ -248,7 +272,7 @@ def main(argv):
   try:
     out = write_report(FLAGS.workdir, FLAGS.target, FLAGS.baseline, FLAGS.floor,
                        FLAGS.data_dir)
-  except FileNotFoundError as e:
+  except (FileNotFoundError, ALError) as e:
     cli.fail(e)
   for r in out["summary"]:
     print(f"{r['method']:<24} AULC {r['aulc_mean']:.4f} ± {r['aulc_std']:.4f}  "

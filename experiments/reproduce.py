@@ -176,7 +176,9 @@ def write_ledger(workdir: str, claims, configs, command: str, commit: str = "") 
   seconds = sum(r["train_seconds"] + r["query_seconds"]
                 for seeds in runs.values() for run in seeds.values() for r in run.rows)
   by_label = {c.method: c for c in configs}
-  os.makedirs(os.path.join(workdir, "claims"), exist_ok=True)
+  from al_jax.writes import writing
+  with writing(os.path.join(workdir, "claims")):
+    os.makedirs(os.path.join(workdir, "claims"), exist_ok=True)
   c0 = configs[0]
   seeds = sorted({c.seed for c in configs})
   lines = [f"# Reproduction ledger: {c0.dataset}, {c0.preset} preset", "",
@@ -190,17 +192,20 @@ def write_ledger(workdir: str, claims, configs, command: str, commit: str = "") 
            "the threshold; \"at every cycle\" claims need every cycle to hold; an exact claim "
            "must hold on every seed. Every member's learning curve, with the linear-probe "
            "floor, is in [runs/report.md](runs/report.md).", "",
-           "| claim | paper | source | statement | setting | measured | verdict |",
-           "|---|---|---|---|---|---|---|"]
-  details, verdicts = [], {}
+           "| claim | paper | source | statement | setting | measured | verdict | health |",
+           "|---|---|---|---|---|---|---|---|"]
+  details, verdicts, flagged = [], {}, []
   for claim in claims:
     setting = _setting(claim, by_label)
+    sick = _health(claim, runs)
+    flagged += [(claim.name, *f) for f in sick]
+    health = f"⚑ {len(sick)} flagged cycle(s)" if sick else "ok"
     try:
       meas = claim.statistic(runs)
     except (ValueError, FileNotFoundError) as e:
       verdicts[claim.name] = "not measured"
       lines.append(f"| {claim.name} | {claim.paper} | {claim.source} | {claim.statement} | "
-                   f"{setting} | not measured: {e} | not measured |")
+                   f"{setting} | not measured: {e} | not measured | {health} |")
       continue
     verdict, parts = claims_lib.decide(meas)
     verdicts[claim.name] = verdict
@@ -221,9 +226,10 @@ def write_ledger(workdir: str, claims, configs, command: str, commit: str = "") 
                                                         meas.checked))
              + " queried images (must be 0)")
     lines.append(f"| {claim.name} | {claim.paper} | {claim.source} | {claim.statement} | "
-                 f"{setting} | {shown} | **{verdict}** |")
+                 f"{setting} | {shown} | **{verdict}** | {health} |")
     png = f"{claim.name}.png"
-    plot_claim(claim, runs, meas, os.path.join(workdir, "claims", png))
+    with writing(os.path.join(workdir, "claims", png)):
+      plot_claim(claim, runs, meas, os.path.join(workdir, "claims", png))
     seed_list = sorted(set.intersection(*(set(runs.get(m.label, {})) for m in claim.members)))
     details += [f"### {claim.name}: {verdict}", "", f"{claim.statement} ({claim.paper}, "
                 f"{claim.source}). Setting: {setting}. Statistic: {meas.note}.", "",
@@ -240,10 +246,24 @@ def write_ledger(workdir: str, claims, configs, command: str, commit: str = "") 
       details.append(f"| {part} | {m:+.4f} | {ci} | {pv} | "
                      + ", ".join(f"{x:+.4f}" for x in v[:, j]) + " |")
     details += ["", f"![{claim.name}](claims/{png})", ""]
+  lines += ["", "Health (al_jax/health.py): a member cycle whose training accuracy stayed at "
+            "chance or whose side model's loss diverged is flagged; a claim decided on "
+            "flagged cycles measures a failed training, not the method."]
+  if flagged:
+    lines += ["", "| claim | member | seed | cycle | flags |", "|---|---|---|---|---|"]
+    lines += [f"| {n} | {m} | {s} | {k} | {', '.join(f)} |" for n, m, s, k, f in flagged]
   lines += ["", "## Per claim", ""] + details
-  with open(os.path.join(workdir, "REPRODUCTION.md"), "w") as f:
+  with writing(os.path.join(workdir, "REPRODUCTION.md")), \
+      open(os.path.join(workdir, "REPRODUCTION.md"), "w") as f:
     f.write("\n".join(lines) + "\n")
   return verdicts
+
+
+def _health(claim, runs) -> List:
+  """(member, seed, cycle, flags) of the claim's members' flagged cycles (rows' `health`)."""
+  return [(m.label, seed, r["cycle"], list(r["health"]))
+          for m in claim.members for seed, run in sorted(runs.get(m.label, {}).items())
+          for r in run.rows if r.get("health")]
 
 
 def reproduce(claim_names, dataset: str, seeds, workdir: str, preset: str = "cpu",

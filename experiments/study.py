@@ -91,8 +91,10 @@ def _prepare_workdir(spec: Dict, workdir: str, resume: bool, sharded: bool,
   if os.path.isdir(workdir) and any(not n.startswith(".study.json")
                                     for n in os.listdir(workdir)):
     raise ALError(f"workdir {workdir} is not empty and holds no study; choose another")
-  os.makedirs(workdir, exist_ok=True)
-  _write_spec(path, spec)
+  from al_jax.writes import writing  # pylint: disable=g-import-not-at-top
+  with writing(path):  # a full disk or a read-only place: one line naming it
+    os.makedirs(workdir, exist_ok=True)
+    _write_spec(path, spec)
 
 
 def run_study(configs: List, workdir: str, resume: bool,
