@@ -41,25 +41,21 @@ flags.DEFINE_integer("val_size", 300, "Validation split size for --tune.", lower
 TUNE_GRID = {"optim.lr": (3e-4, 1e-3, 3e-3), "optim.b1": (0.5, 0.9), "optim.b2": (0.999, 0.9999)}
 
 
-def _overrides(c, items):
-  from experiments.configs import assign, parse_set
-  for key, value in parse_set(items):  # unknown keys and malformed items: one-line ALError
-    assign(c, key, value)
-  return c
-
-
-def _config(method: str, seed: int, optim_from_aral: bool = False):
-  from experiments.configs import get_config
-  c = get_config(method, FLAGS.dataset, "cpu")
+def _config(method: str, seed: int, optim_from_aral: bool = False, extra=()):
+  """The method's cpu preset with this harness's settings, then --set, then `extra`, resolved
+  (derived values and ranges) as any run's."""
+  from experiments.configs import get_config, parse_set, resolve
+  over = []
   if optim_from_aral:
-    c.optim = get_config("aral", FLAGS.dataset, "cpu").optim
-  c.seed = seed
+    over += [(f"optim.{k}", v) for k, v in get_config("aral", FLAGS.dataset, "cpu")
+             .optim.to_dict().items()]
+  over += [("seed", seed), ("al.cycles", 1), ("al.class_balanced", True),
+           ("al.initial", FLAGS.labels_per_class * 10)]
   if FLAGS.data_dir:
-    c.data_dir = FLAGS.data_dir
-  c.al.cycles = 1
-  c.al.class_balanced = True
-  c.al.initial = FLAGS.labels_per_class * 10
-  return _overrides(c, FLAGS.set)
+    over.append(("data_dir", FLAGS.data_dir))
+  # Unknown keys and malformed items: one-line ALError.
+  over += parse_set(FLAGS.set) + list(extra)
+  return resolve(method, FLAGS.dataset, "cpu", overrides=over).config
 
 
 def _tune():
@@ -71,9 +67,8 @@ def _tune():
   for combo in itertools.product(*values):
     accs = []
     for seed in [int(s) for s in FLAGS.tune_seeds]:
-      c = _config("aral_labels_only", seed)
-      c.al.val_size = FLAGS.val_size
-      _overrides(c, [f"{k}={v!r}" for k, v in zip(keys, combo)])
+      c = _config("aral_labels_only", seed,
+                  extra=[("al.val_size", FLAGS.val_size), *zip(keys, combo)])
       learner = loop.ActiveLearner(c, None, log=lambda s: None)
       state = learner.train(0, learner.initial_pool())
       accs.append(learner.evaluate(state, learner.x_val, learner.y_val)["accuracy"])
