@@ -12,6 +12,7 @@ none): this harness reads them from the oracle and passes them explicitly to
 import os
 import sys
 import tempfile
+import time
 
 import jax
 import numpy as np
@@ -32,30 +33,37 @@ flags.DEFINE_integer("epochs", None, "Epochs per cycle (default: the preset's)."
 flags.DEFINE_string("workdir", None, "Output directory (default: a temporary directory).")
 
 
+def pseudo_al_select(per_class: int):
+  """A `select_fn` for `ActiveLearner`: CRC over class-balanced groups of `per_class` images
+  of each class, built from the oracle's labels (handed over explicitly)."""
+  from al_jax import ALError
+  from al_jax.acquisition import SelectContext, Selection
+  from al_jax.acquisition import crc as crc_lib
+
+  def select(learner, cycle, state, pool, prev_variables):
+    del prev_variables  # CRC scores the current model only
+    if not isinstance(learner.acquisition, crc_lib.CRC):
+      raise ALError(f"pseudo-AL needs the crc acquisition, not {learner.config.acquisition!r}")
+    t0 = time.perf_counter()
+    candidates = pool.unlabeled
+    ctx = SelectContext(state=learner.objective.model_state(state), x_all=learner.x_dev,
+                        labeled=pool.labeled, candidates=candidates, prep=learner.prep,
+                        chunk_size=learner.config.eval.chunk_size, dp=learner.dp, cycle=cycle)
+    labels = learner.y_train[candidates]  # the oracle's labels, handed over explicitly
+    idx = crc_lib.select_pseudo_al(learner.acquisition, ctx, labels, per_class,
+                                   learner.dataset.num_classes,
+                                   jax.random.fold_in(learner.k_acq, cycle))
+    # A batch-mode selector: scoring and choosing are one step (as in `acquire`).
+    return Selection(indices=np.asarray(idx, np.int64), candidates=candidates, scores=None,
+                     score_seconds=0.0, select_seconds=time.perf_counter() - t0)
+
+  return select
+
+
 def make_learner(config, per_class, workdir=None, log=print):
   """An ActiveLearner whose selection is CRC over class-balanced groups (labels passed in)."""
-  from al_jax import ALError
-  from al_jax.acquisition import SelectContext
-  from al_jax.acquisition import crc as crc_lib
   from al_jax.loop import ActiveLearner
-
-  class PseudoALLearner(ActiveLearner):
-
-    def select(self, cycle, state, pool, prev_variables=None):
-      del prev_variables
-      if not isinstance(self.acquisition, crc_lib.CRC):
-        raise ALError(f"pseudo-AL needs the crc acquisition, not {self.config.acquisition!r}")
-      candidates = pool.unlabeled
-      ctx = SelectContext(state=self.objective.model_state(state), x_all=self.x_dev,
-                          labeled=pool.labeled, candidates=candidates, prep=self.prep,
-                          chunk_size=self.config.eval.chunk_size)
-      labels = self.y_train[candidates]  # the oracle's labels, handed over explicitly
-      idx = crc_lib.select_pseudo_al(self.acquisition, ctx, labels, per_class,
-                                     self.dataset.num_classes,
-                                     jax.random.fold_in(self.k_acq, cycle))
-      return {"indices": idx, "candidates": candidates, "scores": None}
-
-  return PseudoALLearner(config, workdir, log)
+  return ActiveLearner(config, workdir, log, select_fn=pseudo_al_select(per_class))
 
 
 def main(argv):

@@ -59,18 +59,18 @@ def test_acquisition_contract(name):
   cache = acq_base._chunk_call._cache_size()
   second = run(key)
   assert acq_base._chunk_call._cache_size() == cache, "retraced on a second call"
-  idx = first["indices"]
+  idx = first.indices
   assert len(idx) == budget and len(np.unique(idx)) == budget
   assert not np.isin(idx, pool.labeled).any()
-  np.testing.assert_array_equal(idx, second["indices"])  # deterministic for a key
-  if first["scores"] is not None:
-    assert first["scores"].shape == (len(pool.unlabeled),)
-    assert np.all(np.isfinite(first["scores"]))
+  np.testing.assert_array_equal(idx, second.indices)  # deterministic for a key
+  if first.scores is not None:
+    assert first.scores.shape == (len(pool.unlabeled),)
+    assert np.all(np.isfinite(first.scores))
   # A bigger labeled set with the same chunk size must not compile again either.
   bigger = pool.label(idx)
   third = run(jax.random.PRNGKey(4), bigger)
   assert acq_base._chunk_call._cache_size() == cache
-  assert not np.isin(third["indices"], bigger.labeled).any()
+  assert not np.isin(third.indices, bigger.labeled).any()
 
 
 def test_top_k_breaks_ties_by_index():

@@ -52,15 +52,15 @@ def test_selected_indices_are_the_lowest_sampler_scores(kind):
   unl = pool.unlabeled
   # Chunks of 64 over 640 candidates (and a padded last chunk with subset=333).
   out = acq_lib.acquire(acq, state, x_all, pool, 1, jax.random.PRNGKey(0), prep, chunk_size=64)
-  assert out["indices"][0] == unl[np.argmin(table[unl])]
-  np.testing.assert_array_equal(out["scores"], -table[unl])  # score k belongs to candidate k
+  assert out.indices[0] == unl[np.argmin(table[unl])]
+  np.testing.assert_array_equal(out.scores, -table[unl])  # score k belongs to candidate k
   out = acq_lib.acquire(acq, state, x_all, pool, 9, jax.random.PRNGKey(0), prep, chunk_size=64)
-  np.testing.assert_array_equal(out["indices"], unl[np.argsort(table[unl])[:9]])
+  np.testing.assert_array_equal(out.indices, unl[np.argsort(table[unl])[:9]])
   sub = acq_lib.acquire(acq, state, x_all, pool, 4, jax.random.PRNGKey(1), prep, chunk_size=64,
                         subset=333)
-  cand = sub["candidates"]
+  cand = sub.candidates
   assert len(cand) == 333 and not np.array_equal(cand, unl[:333])
-  np.testing.assert_array_equal(sub["indices"], cand[np.argsort(table[cand])[:4]])
+  np.testing.assert_array_equal(sub.indices, cand[np.argsort(table[cand])[:4]])
 
 
 def test_sampler_acquisition_without_its_side_model_is_refused():

@@ -52,7 +52,7 @@ def test_same_seed_same_selections_and_other_seed_differs():
   for learner in (a, b, c):
     pool = learner.initial_pool()
     state = learner.train(0, pool)
-    sel.append(learner.select(0, state, pool)["indices"])
+    sel.append(learner.select(0, state, pool).indices)
   np.testing.assert_array_equal(sel[0], sel[1])
   assert not np.array_equal(sel[0], sel[2])
 
@@ -254,3 +254,32 @@ def test_initial_trials_keep_the_median_model_on_validation():
   cfg.al.val_size = 0
   with pytest.raises(ALError, match="val_size"):
     loop.ActiveLearner(cfg, log=lambda s: None)
+
+
+def test_select_fn_replaces_the_query_and_is_held_to_the_contract(tmp_path):
+  from al_jax.acquisition import Selection
+  seen = []
+
+  def lowest_indices(learner, cycle, state, pool, prev_variables):
+    # A rule the configured acquisition does not follow: the lowest unlabeled indices.
+    seen.append((cycle, pool.num_labeled, prev_variables))
+    unl = pool.unlabeled
+    return Selection(indices=unl[:learner.config.al.budget], candidates=unl,
+                     score_seconds=0.25, select_seconds=0.5)
+  wd = str(tmp_path / "w")
+  rows = loop.run(tiny_config("entropy"), wd, log=quiet, select_fn=lowest_indices)
+  assert [(c, n) for c, n, _ in seen] == [(0, 20), (1, 30)]
+  # The previous cycle's model: none before cycle 0's query, cycle 0's before cycle 1's.
+  assert seen[0][2] is None and seen[1][2] is not None
+  pools = _pools(wd)
+  np.testing.assert_array_equal(np.sort(np.setdiff1d(pools["cycle_1.npy"], pools["cycle_0.npy"])),
+                                np.setdiff1d(np.arange(10 + 20), pools["cycle_0.npy"])[:10])
+  assert [r["score_seconds"] for r in rows] == [0.25, 0.25, 0.0]
+  assert [r["select_seconds"] for r in rows] == [0.5, 0.5, 0.0]
+  bad = {"not a Selection": lambda *a: {"indices": np.arange(10)},
+         "invalid selection": lambda l, c, s, p, v: Selection(
+             indices=p.labeled[:10], candidates=p.unlabeled)}
+  for msg, fn in bad.items():
+    with pytest.raises(ALError, match="must return an al_jax.acquisition.Selection"
+                       if msg == "not a Selection" else "invalid selection"):
+      loop.run(tiny_config("entropy", **{"al.cycles": 2}), log=quiet, select_fn=fn)

@@ -39,7 +39,7 @@ def tod():
   s0 = learner.train(0, pool0)
   init = obj.init(jax.random.fold_in(learner.k_init, 0), learner.x_train[:1])
   first = learner.select(0, s0, pool0, obj.model_state(init).variables)
-  pool1 = pool0.label(first["indices"])
+  pool1 = pool0.label(first.indices)
   s1 = learner.train(1, pool1, prev_state=s0)  # TOD's model continues (warm start)
   return dict(learner=learner, pool0=pool0, s0=s0, init=init, first=first, pool1=pool1, s1=s1)
 
@@ -68,8 +68,8 @@ def test_cod_equals_direct_computation_from_two_saved_parameter_sets(tod, tmp_pa
   sel = learner.select(1, tod["s1"], pool1, learner.objective.model_state(tod["s0"]).variables)
   unl = pool1.unlabeled
   full = cod(learner.prep.eval(learner.x_dev[unl]), v0)
-  np.testing.assert_allclose(sel["scores"], full, rtol=1e-5, atol=1e-6)
-  np.testing.assert_array_equal(sel["indices"], unl[np.lexsort((unl, -full))][:10])
+  np.testing.assert_allclose(sel.scores, full, rtol=1e-5, atol=1e-6)
+  np.testing.assert_array_equal(sel.indices, unl[np.lexsort((unl, -full))][:10])
 
 
 def test_cod_first_cycle_scores_against_the_untrained_initial_model(tod):
@@ -82,9 +82,9 @@ def test_cod_first_cycle_scores_against_the_untrained_initial_model(tod):
   ms = learner.objective.model_state(tod["s0"]).replace(
       prev_variables=learner.objective.model_state(tod["init"]).variables)
   pick = lambda cycle: acquire(low, ms, learner.x_dev, pool0, 10, jax.random.PRNGKey(0),
-                               learner.prep, 256, cycle=cycle)["indices"]
-  np.testing.assert_array_equal(pick(1), want["indices"])
-  cand, sc = want["candidates"], want["scores"]
+                               learner.prep, 256, cycle=cycle).indices
+  np.testing.assert_array_equal(pick(1), want.indices)
+  cand, sc = want.candidates, want.scores
   np.testing.assert_array_equal(pick(0), cand[np.lexsort((cand, sc))][:10])
   with pytest.raises(ALError, match="first_cycle"):
     ACQUISITIONS.get("cod")(first_cycle="smallest")
@@ -112,7 +112,7 @@ def test_tod_resume_restores_the_previous_model_for_cod(tod, tmp_path):
   # between w_1 and w_0; the resumed run must have restored w_0 from the checkpoint.
   learner = tod["learner"]
   sel = learner.select(1, tod["s1"], tod["pool1"],
-                       learner.objective.model_state(tod["s0"]).variables)["indices"]
+                       learner.objective.model_state(tod["s0"]).variables).indices
   pools = [np.load(os.path.join(wd, "pools", f"cycle_{k}.npy")) for k in range(3)]
   np.testing.assert_array_equal(pools[1], tod["pool1"].labeled)
   np.testing.assert_array_equal(pools[2], tod["pool1"].label(sel).labeled)

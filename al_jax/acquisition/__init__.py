@@ -1,7 +1,7 @@
 """Acquisition functions, registered by name (importing this package registers them all)."""
 
 from al_jax.acquisition.base import (ACQUISITIONS, Acquisition, SelectContext,  # noqa: F401
-                                     acquire, map_chunks, top_k)
+                                     Selection, acquire, map_chunks, top_k)
 from al_jax.acquisition import uncertainty  # noqa: F401
 from al_jax.acquisition import tod  # noqa: F401
 from al_jax.acquisition import critic  # noqa: F401

@@ -9,13 +9,14 @@ Two kinds of acquisition function, both registered in `ACQUISITIONS`:
 * batch-mode: `select(ctx, budget, rng) -> indices` for selectors that look at the
   batch as a whole (core-set, CRC groups). `ctx` is a `SelectContext`.
 
-`acquire` is the one entry point the loop (and the conformance tests) use.
+`acquire` is the one entry point the loop (and the conformance tests) use; it returns a
+`Selection`.
 """
 
 import dataclasses
 import functools
 import time
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Callable, Optional, Tuple
 
 import jax
 import jax.numpy as jnp
@@ -99,6 +100,24 @@ class SelectContext:
     return self.map_chunks(_embed, idx)
 
 
+@dataclasses.dataclass(frozen=True)
+class Selection:
+  """One cycle's query: what was chosen, from what, and how long it took.
+
+  Attributes:
+    indices: int64 [budget] pool indices in selection order.
+    candidates: the unlabeled indices that were eligible (a random subset under `al.subset`).
+    scores: per-candidate scores aligned with `candidates`, or None for batch-mode selectors.
+    score_seconds: time spent scoring candidates (0 for batch-mode selectors).
+    select_seconds: time spent choosing among them.
+  """
+  indices: np.ndarray
+  candidates: np.ndarray
+  scores: Optional[np.ndarray] = None
+  score_seconds: float = 0.0
+  select_seconds: float = 0.0
+
+
 def _embed(state, x, rng):
   del rng
   return state(x)[1]["embedding"]
@@ -161,7 +180,7 @@ def acquire(acq: Acquisition, state: ModelState, x_all, pool: Pool, budget: int,
             rng: jax.Array, prep: Preprocess, chunk_size: int = 256,
             subset: int = 0, dp=None, cycle: int = 0,
             run_rng: Optional[jax.Array] = None,
-            progress: Optional[Callable[[int, int], None]] = None) -> Dict[str, Any]:
+            progress: Optional[Callable[[int, int], None]] = None) -> Selection:
   """Selects `budget` unlabeled indices.
 
   Args:
@@ -180,8 +199,7 @@ def acquire(acq: Acquisition, state: ModelState, x_all, pool: Pool, budget: int,
     progress: `progress(done, total)` after each scored chunk (score-based functions).
 
   Returns:
-    dict with "indices" (int64 [budget], selection order), "candidates",
-    "scores" (None for batch-mode selectors), "score_seconds" and "select_seconds".
+    a `Selection` (scores None for batch-mode selectors).
   """
   unlabeled = pool.unlabeled
   if budget <= 0:
@@ -204,14 +222,14 @@ def acquire(acq: Acquisition, state: ModelState, x_all, pool: Pool, budget: int,
                         run_rng=run_rng)
     idx = np.asarray(acq.select(ctx, budget, k_score), np.int64)
     _check_selection(idx, candidates, budget, acq.name)
-    return {"indices": idx, "candidates": candidates, "scores": None, "score_seconds": 0.0,
-            "select_seconds": time.perf_counter() - t0}
+    return Selection(indices=idx, candidates=candidates, scores=None, score_seconds=0.0,
+                     select_seconds=time.perf_counter() - t0)
   scores = map_chunks(acq.score, state, x_all, candidates, prep, chunk_size, k_score, dp,
                       progress)
   t1 = time.perf_counter()
   idx = top_k(scores, candidates, budget)
-  return {"indices": idx, "candidates": candidates, "scores": scores,
-          "score_seconds": t1 - t0, "select_seconds": time.perf_counter() - t1}
+  return Selection(indices=idx, candidates=candidates, scores=scores,
+                   score_seconds=t1 - t0, select_seconds=time.perf_counter() - t1)
 
 
 def _check_selection(idx, candidates, budget, name):

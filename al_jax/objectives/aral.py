@@ -250,7 +250,6 @@ class ARAL(Objective):
   # --- the step: three phases over one prepared batch ----------------------------------------
   def prepare(self, state, labeled, unlabeled, rng):
     """Everything the three phases share: views, labels, ŷ, prior draws and phase keys."""
-    rng = jax.random.fold_in(rng, state.step)  # per-step key
     keys = jax.random.split(rng, 12)
     k = self.num_classes
     x_l = self.prep.train(keys[0], labeled["x"])

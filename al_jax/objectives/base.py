@@ -9,7 +9,9 @@ An objective is built once per run and exposes pure functions:
 `labeled` is `{"x": uint8 [B,H,W,C], "y": int32 [B], "mask": float32 [B]}` (mask
 zeroes padding so every step has the same shape); `unlabeled` is
 `{"x": uint8 [Bu,H,W,C]}` or None when `uses_unlabeled` is False. Augmentation
-and normalisation happen inside the step through `self.prep`.
+and normalisation happen inside the step through `self.prep`. The loop passes a per-step
+key (`fold_in(cycle_key, state.step)`): `train_step` splits it by purpose and does not
+fold the step in again.
 """
 
 import abc

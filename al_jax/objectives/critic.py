@@ -164,7 +164,6 @@ class CriticLoss(Objective):
     return -self.gamma * jnp.mean(c_u), u_stats
 
   def train_step(self, state: TrainState, labeled, unlabeled, rng):
-    rng = jax.random.fold_in(rng, state.step)
     k_aug, k_drop, k_uaug, k_udrop = jax.random.split(rng, 4)
     x = self.prep.train(k_aug, labeled["x"])
     y, mask = labeled["y"], labeled["mask"]

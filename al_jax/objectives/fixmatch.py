@@ -117,7 +117,6 @@ class FixMatch(Objective):
                       variables={"params": state.aux["ema_params"], "batch_stats": stats})
 
   def train_step(self, state, labeled, unlabeled, rng):
-    rng = jax.random.fold_in(rng, state.step)
     k_l, k_w, k_s, k_drop = jax.random.split(rng, 4)
     n_l, n_u = labeled["x"].shape[0], unlabeled["x"].shape[0]
     x = jnp.concatenate([self.prep.train(k_l, labeled["x"]),

@@ -67,7 +67,6 @@ class MeanTeacher(Objective):
     return x
 
   def train_step(self, state, labeled, unlabeled, rng):
-    rng = jax.random.fold_in(rng, state.step)
     k_s, k_t, k_drop_s, k_drop_t = jax.random.split(rng, 4)
     n_l = labeled["x"].shape[0]
     x_raw = jnp.concatenate([labeled["x"], unlabeled["x"]], 0)

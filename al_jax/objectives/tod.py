@@ -150,7 +150,6 @@ class TodEMA(Objective):
                  unlabeled: Dict[str, jnp.ndarray], rng):
     if unlabeled is None:
       raise ALError("tod_ema needs unlabeled batches")
-    rng = jax.random.fold_in(rng, state.step)
     k_aug, k_drop, k_uaug, k_udrop, k_t1, k_t2 = jax.random.split(rng, 6)
     # Unlabeled batches get the training augmentation too (the code's `extra` loader).
     x = self.prep.train(k_aug, labeled["x"])

@@ -169,7 +169,6 @@ class VAAL(Objective):
 
   # --- the step ----------------------------------------------------------------------------
   def train_step(self, state, labeled, unlabeled, rng):
-    rng = jax.random.fold_in(rng, state.step)
     k_aug, k_drop, k_vae = jax.random.split(rng, 3)
     mask = labeled["mask"]
 

@@ -45,9 +45,9 @@ def crc_selection(args):
       out = acq_lib.acquire(acq, mstate, learner.x_dev, p0, 100, jax.random.PRNGKey(rep),
                             learner.prep, cfg.eval.chunk_size, pool)
       times.append(time.perf_counter() - t)
-    rows.append({"layers": layers, "method": method, "pool": len(out["candidates"]),
+    rows.append({"layers": layers, "method": method, "pool": len(out.candidates),
                  "labeled": p0.num_labeled, "G": 20, "Q": 100,
-                 "groups": len(out["candidates"]) // 20, "params": int(n_params),
+                 "groups": len(out.candidates) // 20, "params": int(n_params),
                  "first_s": round(times[0], 2),
                  "second_s": round(times[1], 2) if len(times) > 1 else ""})
   return rows

@@ -108,7 +108,7 @@ def acquisition_section(flags):
       total = time.perf_counter() - t
       rows.append({"model": model, "acquisition": name, "pool": n_pool,
                    "first_call_s": first, "total_s": total,
-                   "score_s": out["score_seconds"], "select_s": out["select_seconds"],
+                   "score_s": out.score_seconds, "select_s": out.select_seconds,
                    "samples_per_s": n_pool / total})
   return rows
 
