@@ -12,10 +12,12 @@ restore or disagrees with results.jsonl is set aside and the one before is used.
 """
 
 import contextlib
+import errno
 import fcntl
 import json
 import logging
 import os
+import shutil
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import jax
@@ -43,6 +45,9 @@ class _OrbaxWriteFailureFilter(logging.Filter):
 
 
 logging.getLogger("absl").addFilter(_OrbaxWriteFailureFilter())
+
+# Bytes a checkpoint takes beyond its arrays' (orbax's metadata files, measured ~40 KB).
+_CHECKPOINT_OVERHEAD = 64 * 1024
 
 # Keys that may differ between a run and its --resume without making it a different experiment.
 _RUN_ONLY_KEYS = ("resume", "workdir", "log_every", "diagnostics", "parallel")
@@ -237,10 +242,24 @@ class Workdir:
     The save runs in the background; the previous one (a whole cycle ago) is waited for
     first, so a full disk is reported with the checkpoint it hit."""
     self._wait_for_checkpoint()
+    self._check_space(cycle, (state, al_state))
     with writing(self._step_dir(cycle)):
       self._saving = cycle
       self.manager.save(cycle, args=ocp.args.Composite(
           state=ocp.args.StandardSave(state), al=ocp.args.StandardSave(al_state)))
+
+  def _check_space(self, cycle: int, tree: Any) -> None:
+    """Refuses, as a failed write, a checkpoint the disk has no room for, before orbax
+    starts: a background save that runs out of space fails in writer threads that keep
+    reporting after the run has stopped (hundreds of lines), while this is one line."""
+    need = sum(int(getattr(x, "nbytes", np.asarray(x).nbytes))
+               for x in jax.tree_util.tree_leaves(tree)) + _CHECKPOINT_OVERHEAD
+    try:
+      free = shutil.disk_usage(self.path).free
+    except OSError:
+      return  # no figure to check against: the write itself will tell
+    if free < need:
+      raise write_error(self._step_dir(cycle), OSError(errno.ENOSPC, "No space left"))
 
   def _restore(self, cycle: int, abstract_state: Any):
     """(state, al_state), or ALError whose message is why checkpoint `cycle` is unreadable."""

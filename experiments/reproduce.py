@@ -212,7 +212,9 @@ def write_ledger(workdir: str, claims, configs, command: str, commit: str = "") 
     if verdict == claims_lib.NOT_MEASURED:
       lines.append(f"| {claim.name} | {claim.paper} | {claim.source} | {claim.statement} | "
                    f"{setting} | not measured: {claims_lib.why_not_measured(meas)} | "
-                   "not measured |")
+                   f"not measured | {health} |")
+      # The members' curves are still shown: what was measured, without a verdict.
+      plot_claim(claim, runs, meas, os.path.join(workdir, "claims", f"{claim.name}.png"))
       continue
     n = len(meas.values)
     worst = min(parts, key=lambda p: (p[1] - (p[2] if np.isfinite(p[2]) else 0))

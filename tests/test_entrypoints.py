@@ -117,6 +117,8 @@ def test_reproduce_decides_a_one_claim_ledger(tmp_path):
            "--set=train.unlabeled_batch_size=16", "--set=eval.chunk_size=128")
   text = open(os.path.join(wd, "REPRODUCTION.md")).read()
   assert "| tod_cod_spearman |" in text
+  # One seed gives no interval: the claim is not measured, and says why.
+  assert "not measured: 1 seed(s); a verdict needs ≥ 2" in text
   assert os.path.getsize(os.path.join(wd, "claims", "tod_cod_spearman.png")) > 0
   assert "REPRODUCTION.md" in r.stdout
 

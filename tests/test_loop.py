@@ -125,17 +125,20 @@ def test_workdir_guards(tmp_path):
     loop.run(tiny_config("random"), str(tmp_path / "empty"), resume=True, log=quiet)
 
 
-def test_corrupt_checkpoint_is_a_clear_error(tmp_path):
+def test_corrupt_checkpoints_are_a_clear_error(tmp_path):
+  """Every checkpoint damaged: one line (a damaged newest one alone falls back to the one
+  before: tests/test_workdir_safety.py)."""
   wd = str(tmp_path / "w")
   cfg = tiny_config("random", **{"al.cycles": 2})
   loop.run(cfg, wd, log=quiet)
-  ck = os.path.join(wd, "checkpoints", "1")
-  for dirpath, _, files in os.walk(ck):
-    for f in files:
-      with open(os.path.join(dirpath, f), "wb") as fh:
-        fh.write(b"garbage")
-  with pytest.raises(ALError, match="corrupt or unreadable"):
+  for ck in ("0", "1"):
+    for dirpath, _, files in os.walk(os.path.join(wd, "checkpoints", ck)):
+      for f in files:
+        with open(os.path.join(dirpath, f), "wb") as fh:
+          fh.write(b"garbage")
+  with pytest.raises(ALError, match="no checkpoint in .* restores") as e:
     loop.run(cfg, wd, resume=True, log=quiet)
+  assert "\n" not in str(e.value)
 
 
 def test_nan_loss_stops_and_keeps_finished_cycles(tmp_path, monkeypatch):
