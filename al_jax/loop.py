@@ -185,7 +185,9 @@ class ActiveLearner:
     self.compiles += 1  # Python side effect: runs once per trace, counts compilations
     labeled = {"x": x_all[lab_idx], "y": y_visible[lab_idx], "mask": lab_mask}
     unlabeled = {"x": x_all[unl_idx]} if self.objective.uses_unlabeled else None
-    return self.objective.train_step(state, labeled, unlabeled, rng)
+    # The per-step key (flax wmt / big_vision): the objective contract's `rng`.
+    return self.objective.train_step(state, labeled, unlabeled,
+                                     jax.random.fold_in(rng, state.step))
 
   def initial_pool(self) -> Pool:
     """Depends only on (seed, dataset, size): every method of a study shares it (paired design),

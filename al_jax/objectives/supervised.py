@@ -13,7 +13,6 @@ class Supervised(Objective):
 
   def train_step(self, state, labeled, unlabeled, rng):
     del unlabeled
-    rng = jax.random.fold_in(rng, state.step)  # per-step key (flax wmt / big_vision)
     k_aug, k_drop = jax.random.split(rng)
     x = self.prep.train(k_aug, labeled["x"])
 
