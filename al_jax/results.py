@@ -27,7 +27,7 @@ def environment_info() -> Dict[str, Any]:
           "devices": [str(d) for d in jax.devices()], "device_count": jax.device_count()}
 
 
-def _atomic_write(path: str, text: str) -> None:
+def atomic_write(path: str, text: str) -> None:
   tmp = path + ".tmp"
   with open(tmp, "w") as f:
     f.write(text)
@@ -90,7 +90,7 @@ class Workdir:
     os.makedirs(self.pools_dir, exist_ok=True)
     os.makedirs(self.ckpt_dir, exist_ok=True)
     self._acquire_lock()
-    _atomic_write(self.config_path, json.dumps(
+    atomic_write(self.config_path, json.dumps(
         {"config": config, "environment": environment_info()}, indent=2, sort_keys=True))
 
   def _acquire_lock(self) -> None:
@@ -121,7 +121,7 @@ class Workdir:
 
   def truncate_results(self, keep_below_cycle: int) -> None:
     rows = [r for r in self.read_results() if r["cycle"] < keep_below_cycle]
-    _atomic_write(self.results_path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
+    atomic_write(self.results_path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
 
   def append_result(self, row: Dict[str, Any]) -> None:
     with open(self.results_path, "a") as f:
@@ -135,7 +135,7 @@ class Workdir:
     os.replace(tmp, os.path.join(self.pools_dir, f"cycle_{cycle}.npy"))
 
   def write_json(self, name: str, obj: Any) -> None:
-    _atomic_write(os.path.join(self.path, name), json.dumps(obj, indent=2, sort_keys=True))
+    atomic_write(os.path.join(self.path, name), json.dumps(obj, indent=2, sort_keys=True))
 
   # --- checkpoints -----------------------------------------------------------------------
   @property
