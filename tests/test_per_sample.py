@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from al_jax import per_sample as ps
-from al_jax.acquisition.uncertainty import entropy
+from al_jax.outputs import entropy
 from al_jax.models import get_model
 from al_jax.state import ModelState
 
