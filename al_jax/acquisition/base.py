@@ -36,7 +36,6 @@ class Acquisition:
   Attributes:
     kind: "score" or "select".
     needs_previous: True if scoring reads `state.prev_variables` (TOD's COD).
-    stochastic_forward: True if scoring uses dropout (MC-dropout BALD).
   """
   name = "base"
   kind = "score"
