@@ -144,6 +144,9 @@ def test_no_objective_imports_another_objective_and_no_acquisition_imports_objec
   assert not bad, bad
 
 
+OWN = ("al_jax", "experiments")
+
+
 def test_no_module_imports_a_private_name_of_another():
   bad = []
   for folder in (PKG, os.path.join(ROOT, "experiments")):
@@ -152,7 +155,17 @@ def test_no_module_imports_a_private_name_of_another():
         if not f.endswith(".py"):
           continue
         path = os.path.join(dirpath, f)
-        for mod, names in _imports(path):
-          if mod.startswith(("al_jax", "experiments")):
-            bad += [f"{path}: {mod}.{n}" for n in names if n.startswith("_")]
+        tree = ast.parse(open(path, encoding="utf-8").read())
+        aliases = set()  # names bound to the project's own modules
+        for node in ast.walk(tree):
+          if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(OWN):
+            bad += [f"{path}: {node.module}.{a.name}" for a in node.names
+                    if a.name.startswith("_")]
+            aliases |= {a.asname or a.name for a in node.names}
+          elif isinstance(node, ast.Import):
+            aliases |= {a.asname for a in node.names if a.asname and a.name.startswith(OWN)}
+        bad += [f"{path}: {node.value.id}.{node.attr}" for node in ast.walk(tree)
+                if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+                and node.value.id in aliases and node.attr.startswith("_")
+                and not node.attr.startswith("__")]
   assert not bad, bad
