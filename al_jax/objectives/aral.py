@@ -112,11 +112,11 @@ class ARAL(Objective):
     # Four optimisers (Alg. 1): D's is `self.tx` (config.optim); E and G share settings. E, G
     # and S follow D's schedule relative to their own rates; Alg. 1 initialises the models
     # once, so a warm start keeps their weights.
-    side = lambda lr, b1, b2: SideModel(adam(lr, b1, b2), schedule="relative", lr=float(lr))
-    self.side_models = {"enc": side(eg_lr, eg_b1, eg_b2), "gen": side(eg_lr, eg_b1, eg_b2),
-                        "smp": side(sampler_lr, sampler_b1, sampler_b2)}
     self.sides = ("enc", "gen", "smp") if self.use_encoder else ("gen",)
-    self.side_models = {k: self.side_models[k] for k in self.sides}
+    adam_of = {"enc": (eg_lr, eg_b1, eg_b2), "gen": (eg_lr, eg_b1, eg_b2),
+               "smp": (sampler_lr, sampler_b1, sampler_b2)}
+    self.side_models = {k: SideModel(adam(*adam_of[k]), schedule="relative",
+                                     lr=float(adam_of[k][0])) for k in self.sides}
     self.enc = self.gen = None  # built in `init`, when the image shape is known
     self._jit_init = jax.jit(self._init_state)
     self._jit_generate = jax.jit(self.generate)
