@@ -58,8 +58,8 @@ def test_side_model_warm_start_modes():
   # A fresh optimiser: Adam's step count is 0 again.
   counts = lambda s: [int(a) for a in jax.tree_util.tree_leaves(s["opt_state"])
                       if np.ndim(a) == 0 and np.issubdtype(np.asarray(a).dtype, np.integer)]
-  assert counts(weights) == [0] and counts(prev) == [1]
-  assert counts(SideModel(tx, warm="all").warm_start(prev, fresh)) == [1]
+  assert set(counts(weights)) == {0} and set(counts(prev)) == {1}
+  assert set(counts(SideModel(tx, warm="all").warm_start(prev, fresh))) == {1}
   none = SideModel(tx, warm="none").warm_start(prev, fresh)
   np.testing.assert_array_equal(none["params"]["w"], 0.0)
 
