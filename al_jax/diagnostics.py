@@ -24,7 +24,7 @@ import jax
 import numpy as np
 
 from al_jax.acquisition.base import Acquisition, map_chunks
-from al_jax.results import _atomic_write  # the workdir's crash-safe writer
+from al_jax.results import atomic_write  # the workdir's crash-safe writer
 
 TOP_K_FRACTIONS = (0.01, 0.05, 0.1, 0.2)
 NUM_BINS = 10
@@ -149,7 +149,7 @@ def write_report(workdir: str, cycle: int, report: Dict[str, Any]) -> str:
   d = os.path.join(workdir, "diagnostics")
   os.makedirs(d, exist_ok=True)
   path = os.path.join(d, f"cycle_{cycle}.json")
-  _atomic_write(path, json.dumps(_finite(report), indent=2, sort_keys=True))
+  atomic_write(path, json.dumps(_finite(report), indent=2, sort_keys=True))
   return path
 
 

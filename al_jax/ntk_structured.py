@@ -58,19 +58,19 @@ class Factor:
     """Inputs as [n, T, Din] (unfolded for a conv)."""
     if self.conv is None:
       return self.a
-    p = ps._patches(self.a, *self.conv)
+    p = ps.conv_patches(self.a, *self.conv)
     return p.reshape(p.shape[0], -1, p.shape[-1])
 
 
 def _factors(state: ModelState, x: jnp.ndarray) -> List:
   """Per parameter tensor: a `Factor`, or the per-sample Jacobian [n, C·d] when smaller."""
-  layers, unsupported = ps._discover(state, x)
+  layers, unsupported = ps.discover_layers(state, x)
   params = state.variables["params"]
-  if unsupported or not ps._covered(layers, params):
+  if unsupported or not ps.layers_cover_params(layers, params):
     raise ALError("structured NTK: the model has layers outside Dense/Conv/inference "
                   "BatchNorm; use the Jacobian or NTK-vector-product implementation")
   perts = {p: jnp.zeros(l["shape"], l["dtype"]) for p, l in layers.items()}
-  logits, vjp_fn, inputs = jax.vjp(lambda p: ps._forward_capture(state, x, p), perts,
+  logits, vjp_fn, inputs = jax.vjp(lambda p: ps.forward_capture(state, x, p), perts,
                                    has_aux=True)
   n, c = logits.shape
   cot = jnp.broadcast_to(jnp.eye(c, dtype=logits.dtype)[:, None, :], (c, n, c))
@@ -83,7 +83,7 @@ def _factors(state: ModelState, x: jnp.ndarray) -> List:
     d = d.reshape(c, n, -1, d.shape[-1]).astype(jnp.float32)
     if isinstance(m, nn.BatchNorm):
       a = a.reshape(n, -1, a.shape[-1])
-      st = ps._params_at(stats_all, path)
+      st = ps.params_at(stats_all, path)
       xhat = (a - st["mean"]) * jax.lax.rsqrt(st["var"] + m.epsilon)
       if m.use_scale:
         out.append(flat(jnp.sum(xhat[None] * d, 2)))  # ∂/∂γ
@@ -92,10 +92,10 @@ def _factors(state: ModelState, x: jnp.ndarray) -> List:
       continue
     if isinstance(m, nn.Conv):
       nd = len(m.kernel_size)
-      pad = ps._conv_padding(m.padding, nd)
-      f = Factor(a, d, (tuple(m.kernel_size), ps._tuple(m.strides, nd),
+      pad = ps.conv_padding(m.padding, nd)
+      f = Factor(a, d, (tuple(m.kernel_size), ps.spatial_tuple(m.strides, nd),
                         pad if isinstance(pad, str) else tuple(map(tuple, pad)),
-                        ps._tuple(m.kernel_dilation, nd)))
+                        ps.spatial_tuple(m.kernel_dilation, nd)))
     else:
       f = Factor(a.reshape(n, -1, a.shape[-1]), d)
     dout, t = d.shape[-1], d.shape[2]

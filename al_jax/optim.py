@@ -10,11 +10,6 @@ import optax
 from al_jax import ALError
 
 
-def epochs_to_steps(epochs: float, steps_per_epoch: int) -> int:
-  """The one place durations in epochs become optimizer steps."""
-  return int(round(epochs * steps_per_epoch))
-
-
 def lr_at_epoch(cfg, epoch: int, total_epochs: int) -> float:
   """Learning rate for a whole epoch (PyTorch's per-epoch `scheduler.step()`, as the papers' code).
 

@@ -35,13 +35,13 @@ _WARNED = set()
 Path = Tuple[str, ...]
 
 
-def _params_at(tree, path: Path):
+def params_at(tree, path: Path):
   for p in path:
     tree = tree[p]
   return tree
 
 
-def _conv_padding(padding, nd: int):
+def conv_padding(padding, nd: int):
   """Flax Conv padding → what `lax.conv_general_dilated_patches` takes, or None if unsupported."""
   if isinstance(padding, str):
     return padding if padding in ("SAME", "VALID") else None
@@ -53,13 +53,13 @@ def _conv_padding(padding, nd: int):
   return out if len(out) == nd else None
 
 
-def _tuple(v, nd):
+def spatial_tuple(v, nd):
   if v is None:
     return (1,) * nd
   return (v,) * nd if isinstance(v, int) else tuple(v)
 
 
-def _patches(x: jnp.ndarray, kernel_size, strides, padding, dilation) -> jnp.ndarray:
+def conv_patches(x: jnp.ndarray, kernel_size, strides, padding, dilation) -> jnp.ndarray:
   """Unfolded 2-D patches [B, H', W', kh·kw·C] by padding and strided slicing.
 
   Equivalent (up to feature order, which no norm depends on) to
@@ -91,14 +91,14 @@ def _supported(module) -> bool:
   if isinstance(module, nn.Conv):
     nd = len(module.kernel_size)
     return (nd == 2 and module.feature_group_count == 1 and module.mask is None
-            and _conv_padding(module.padding, nd) is not None
+            and conv_padding(module.padding, nd) is not None
             and getattr(module, "input_dilation", None) in (None, 1, (1, 1)))
   if isinstance(module, nn.BatchNorm):
     return module.use_running_average is True and module.axis in (-1,)
   return False
 
 
-def _discover(state: ModelState, x) -> Dict[Path, dict]:
+def discover_layers(state: ModelState, x) -> Dict[Path, dict]:
   """Layer paths, kinds and output shapes of one forward pass (trace-time only)."""
   layers, unsupported = {}, []
 
@@ -118,7 +118,7 @@ def _discover(state: ModelState, x) -> Dict[Path, dict]:
   return layers, unsupported
 
 
-def _forward_capture(state: ModelState, x, perts):
+def forward_capture(state: ModelState, x, perts):
   """Forward pass adding `perts[path]` to each captured layer's output; returns its inputs."""
   inputs = {}
 
@@ -135,7 +135,7 @@ def _forward_capture(state: ModelState, x, perts):
   return logits, inputs
 
 
-def _covered(layers, params) -> bool:
+def layers_cover_params(layers, params) -> bool:
   """True if every parameter belongs to an intercepted layer."""
   leaves = jax.tree_util.tree_flatten_with_path(params)[0]
   for keypath, _ in leaves:
@@ -171,9 +171,9 @@ def _layer_sq_norms(module, params, stats, a, d, impl) -> Dict[str, jnp.ndarray]
       out["bias"] = jnp.sum(jnp.sum(d2, 1) ** 2, -1)
   elif isinstance(module, nn.Conv):
     nd = len(module.kernel_size)
-    patches = _patches(a.astype(jnp.float32), tuple(module.kernel_size),
-                       _tuple(module.strides, nd), _conv_padding(module.padding, nd),
-                       _tuple(module.kernel_dilation, nd))
+    patches = conv_patches(a.astype(jnp.float32), tuple(module.kernel_size),
+                       spatial_tuple(module.strides, nd), conv_padding(module.padding, nd),
+                       spatial_tuple(module.kernel_dilation, nd))
     a2 = patches.reshape(b, -1, patches.shape[-1])
     d2 = d.reshape(b, -1, d.shape[-1]).astype(jnp.float32)
     out["kernel"] = _kernel_sq_norm(a2, d2, impl)
@@ -206,22 +206,22 @@ def factorised_sq_norms(state: ModelState, x: jnp.ndarray,
     {(layer path..., param name): [B] squared norms}, or None when the model has
     parameters this factorisation does not cover (use `vmap_sq_norms`).
   """
-  layers, unsupported = _discover(state, x)
+  layers, unsupported = discover_layers(state, x)
   params = state.variables["params"]
-  if unsupported or not _covered(layers, params):
+  if unsupported or not layers_cover_params(layers, params):
     return None
   perts = {p: jnp.zeros(l["shape"], l["dtype"]) for p, l in layers.items()}
 
   def total_loss(perts):
-    logits, inputs = _forward_capture(state, x, perts)
+    logits, inputs = forward_capture(state, x, perts)
     return jnp.sum(loss_fn(logits)), inputs
 
   deltas, inputs = jax.grad(total_loss, has_aux=True)(perts)
   stats_all = state.variables.get("batch_stats", {})
   out = {}
   for path, layer in layers.items():
-    stats = _params_at(stats_all, path) if isinstance(layer["module"], nn.BatchNorm) else None
-    for name, v in _layer_sq_norms(layer["module"], _params_at(params, path), stats,
+    stats = params_at(stats_all, path) if isinstance(layer["module"], nn.BatchNorm) else None
+    for name, v in _layer_sq_norms(layer["module"], params_at(params, path), stats,
                                    inputs[path], deltas[path], impl).items():
       out[path + (name,)] = v
   return out

@@ -59,7 +59,7 @@ def environment_info() -> Dict[str, Any]:
           "devices": [str(d) for d in jax.devices()], "device_count": jax.device_count()}
 
 
-def _atomic_write(path: str, text: str) -> None:
+def atomic_write(path: str, text: str) -> None:
   tmp = path + ".tmp"
   with writing(path):
     try:
@@ -132,7 +132,7 @@ class Workdir:
       os.makedirs(self.ckpt_dir, exist_ok=True)
     self._acquire_lock()
     try:
-      _atomic_write(self.config_path, json.dumps(
+      atomic_write(self.config_path, json.dumps(
           {"config": config, "environment": environment_info()}, indent=2, sort_keys=True))
     except ALError:
       self.close()  # the caller's run never starts: release the lock now
@@ -183,7 +183,7 @@ class Workdir:
 
   def truncate_results(self, keep_below_cycle: int) -> None:
     rows = [r for r in self.read_results() if r["cycle"] < keep_below_cycle]
-    _atomic_write(self.results_path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
+    atomic_write(self.results_path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
 
   def append_result(self, row: Dict[str, Any]) -> None:
     size = os.path.getsize(self.results_path) if os.path.exists(self.results_path) else 0
@@ -212,7 +212,7 @@ class Workdir:
         raise
 
   def write_json(self, name: str, obj: Any) -> None:
-    _atomic_write(os.path.join(self.path, name), json.dumps(obj, indent=2, sort_keys=True))
+    atomic_write(os.path.join(self.path, name), json.dumps(obj, indent=2, sort_keys=True))
 
   # --- checkpoints -----------------------------------------------------------------------
   @property

@@ -72,8 +72,8 @@ def cached_linear_probe(workdir: str, dataset_name: str, labels: Sequence[int],
   from al_jax.data import DATASETS
   ds = DATASETS.get(dataset_name)(data_dir=data_dir or None, seed=0)
   floors = linear_probe(ds, key["labels"], key["seeds"])
-  from al_jax.results import _atomic_write
-  _atomic_write(path, json.dumps({"key": key, "floors": floors}, indent=2))
+  from al_jax.results import atomic_write
+  atomic_write(path, json.dumps({"key": key, "floors": floors}, indent=2))
   return floors
 
 

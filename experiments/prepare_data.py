@@ -119,7 +119,7 @@ def prepare(dataset: str, data_dir: Optional[str] = None, manual_dir: Optional[s
                   "(or pip install tensorflow-cpu)") from None
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   tfds.display_progress_bar(True)
-  with loaders._quiet_absl():  # pylint: disable=protected-access
+  with loaders.quiet_absl():
     builder = tfds.builder(tfds_name, data_dir=data_dir)
     prepared = builder.is_prepared()
   root = os.fspath(builder.data_dir_root)

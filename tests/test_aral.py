@@ -176,7 +176,7 @@ def test_aral_bad_settings_are_refused():
 
 
 def test_loss_helpers_exact_values():
-  from al_jax.objectives.vaal import bce_logits, gaussian_kl, mse
+  from al_jax.objectives.losses import bce_logits, gaussian_kl, mse
   mu = jnp.array([[0.0, 0.0], [1.0, -2.0]])
   logvar = jnp.array([[0.0, 0.0], [jnp.log(4.0), 0.0]])
   # KL(N(μ, σ²) ‖ N(0, 1)) = ½ Σ (σ² + μ² − 1 − log σ²)

@@ -106,7 +106,8 @@ def _step_both(objective, method, overrides, monkeypatch, dataset="digits"):
   lab = {"x": learner.x_dev[:n], "y": jnp.asarray(learner.y_train[:n]),
          "mask": jnp.ones(n, jnp.float32)}
   unl = {"x": learner.x_dev[n:3 * n]} if obj.uses_unlabeled else None
-  key = jax.random.PRNGKey(3)
+  # The key the loop hands the first step (it folds the step in), so the draws are its own.
+  key = jax.random.fold_in(jax.random.PRNGKey(3), 0)
   s32 = obj.start_epoch(obj.init(jax.random.PRNGKey(0), learner.x_train[:1]), 0)
   new32, m32 = jax.jit(obj.train_step)(jax.tree_util.tree_map(jnp.copy, s32), lab, unl, key)
   with jax.enable_x64(True):

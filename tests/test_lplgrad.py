@@ -85,8 +85,8 @@ def test_module_gradient_stops_at_features_from_detach_epoch():
   after, _ = step(state.replace(epoch=jnp.asarray(3, jnp.int32)), batch, None, key)
   np.testing.assert_allclose(flat(after), flat(ref), atol=1e-7)  # detached: CE only
   # The module itself keeps learning after detaching.
-  assert not np.allclose(ravel_pytree(after.aux["params"])[0],
-                         ravel_pytree(state.aux["params"])[0])
+  assert not np.allclose(ravel_pytree(after.aux["loss_net"]["params"])[0],
+                         ravel_pytree(state.aux["loss_net"]["params"])[0])
 
 
 def test_module_learning_rate_follows_schedule_or_not():
@@ -95,8 +95,8 @@ def test_module_learning_rate_follows_schedule_or_not():
     obj = _learner(**sched, **{"objective_kwargs.module_lr_decay": decay}).objective
     s = obj.start_epoch(obj.init(jax.random.PRNGKey(0), np.zeros((1, 8, 8, 1), np.uint8)), 1)
     np.testing.assert_allclose(float(s.opt_state.hyperparams["learning_rate"]), 1e-4, rtol=1e-6)
-    np.testing.assert_allclose(float(s.aux["opt_state"].hyperparams["learning_rate"]), want,
-                               rtol=1e-6)
+    module_opt = s.aux["loss_net"]["opt_state"]
+    np.testing.assert_allclose(float(module_opt.hyperparams["learning_rate"]), want, rtol=1e-6)
 
 
 def test_loss_prediction_loss_decreases_and_predicted_loss_scores_with_the_module():
@@ -117,8 +117,8 @@ def test_loss_prediction_loss_decreases_and_predicted_loss_scores_with_the_modul
   # Warm start keeps both models (public code) with fresh optimisers.
   obj = learner.objective
   warm = obj.warm_start(state, obj.init(jax.random.PRNGKey(5), learner.x_train[:1]))
-  np.testing.assert_array_equal(ravel_pytree(warm.aux["params"])[0],
-                                ravel_pytree(state.aux["params"])[0])
+  np.testing.assert_array_equal(ravel_pytree(warm.aux["loss_net"]["params"])[0],
+                                ravel_pytree(state.aux["loss_net"]["params"])[0])
   assert int(warm.step) == 0
 
 

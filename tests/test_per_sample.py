@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from al_jax import per_sample as ps
-from al_jax.acquisition.uncertainty import entropy
+from al_jax.outputs import entropy
 from al_jax.models import get_model
 from al_jax.state import ModelState
 
@@ -79,7 +79,7 @@ def test_patches_match_lax_up_to_feature_order():
                              (10, (3, 3), (2, 2), [(1, 1), (1, 1)], (1, 1)),
                              (11, (3, 3), (1, 1), "SAME", (2, 2))]:
     x = jax.random.normal(jax.random.PRNGKey(2), (2, size, size, 3))
-    a = ps._patches(x, k, s, pad, d)
+    a = ps.conv_patches(x, k, s, pad, d)
     b = jax.lax.conv_general_dilated_patches(x, k, s, pad, rhs_dilation=d,
                                              dimension_numbers=("NHWC", "HWIO", "NHWC"))
     assert a.shape == b.shape

@@ -11,12 +11,11 @@ import numpy as np
 import pytest
 from jax.flatten_util import ravel_pytree
 
-from al_jax import loop
+from al_jax import loop, outputs
 from al_jax.acquisition import ACQUISITIONS
 from al_jax.diagnostics import spearman
 from al_jax.objectives import critic as critic_lib
 from al_jax.objectives import loss_pred as lp
-from al_jax.objectives import tod as tod_lib
 from tests.conftest import tiny_config
 
 quiet = lambda s: None
@@ -46,8 +45,8 @@ def _critic_scores(obj, params, batch_stats, critic_params, x_uint8):
   x = obj.prep.eval(x_uint8)
   (logits, feats), _ = obj.model.apply({"params": params, "batch_stats": batch_stats}, x,
                                        train=True, mutable=["batch_stats"])
-  return obj.critic.apply(critic_params, *critic_lib.critic_inputs(feats, x, logits,
-                                                                   obj.num_stages)), logits
+  return obj.critic.apply({"params": critic_params},
+                          *critic_lib.critic_inputs(feats, x, logits, obj.num_stages)), logits
 
 
 @pytest.fixture(scope="module")
@@ -117,9 +116,8 @@ def test_generator_step_is_one_plain_gradient_step_and_L_CG_is_a_batch_mean(crtc
 
 
 def _step_keys(state_after):
-  # The keys train_step drew (its step counter was 0 before the step).
-  rng = jax.random.fold_in(jax.random.PRNGKey(1), 0)
-  return jax.random.split(rng, 4)
+  # The keys train_step drew from the step key it was given (the loop folds the step in).
+  return jax.random.split(jax.random.PRNGKey(1), 4)
 
 
 _unlabeled_key = lambda s: _step_keys(s)[2]
@@ -143,12 +141,12 @@ def test_tod_step_lowers_the_consistency_to_the_ema_model():
   state = obj.start_epoch(obj.init(jax.random.PRNGKey(0), learner.x_train[:1]), 0)
   # A teacher away from the student (w̃ starts as a copy of w, where L_U has no gradient).
   other = obj.init(jax.random.PRNGKey(7), learner.x_train[:1])
-  state = state.replace(aux=dict(state.aux, ema={"params": other.params,
-                                                 "batch_stats": other.batch_stats}))
+  state = state.replace(aux=dict(state.aux, ema=dict(state.aux["ema"], params=other.params,
+                                                      batch_stats=other.batch_stats)))
   x_u = obj.prep.eval(unl["x"])
 
   def consistency(params, ema):
-    f = lambda v: tod_lib.tod_output(obj.model.apply(v, x_u, train=True,
+    f = lambda v: outputs.tod_output(obj.model.apply(v, x_u, train=True,
                                                      mutable=["batch_stats"])[0][0], "softmax")
     s = f({"params": params, "batch_stats": state.batch_stats})
     t = f(ema)
@@ -156,11 +154,11 @@ def test_tod_step_lowers_the_consistency_to_the_ema_model():
 
   new, m = jax.jit(obj.train_step)(jax.tree_util.tree_map(jnp.copy, state), lab, unl,
                                    jax.random.PRNGKey(1))
-  old_ema = state.aux["ema"]
+  old_ema = {k: state.aux["ema"][k] for k in ("params", "batch_stats")}
   # The student moved towards the (old) teacher: the gradient step lowered Eq. 7.
   assert consistency(new.params, old_ema) < consistency(state.params, old_ema)
   assert float(m["ce"]) == 0.0 and float(m["unsup"]) > 0
-  assert int(new.aux["ema_step"]) == 1
+  assert int(new.aux["ema"]["step"]) == 1
 
 
 def test_tod_ema_warmup_continues_across_cycles():
@@ -168,7 +166,7 @@ def test_tod_ema_warmup_continues_across_cycles():
   obj = learner.objective
   pool = learner.initial_pool()
   s0 = learner.train(0, pool)
-  n = int(s0.aux["ema_step"])
+  n = int(s0.aux["ema"]["step"])
   assert n == int(s0.step) > 0
   # The first step of cycle 1 (warm-started: fresh optimiser, step counter 0) averages with
   # the run-wide warm-up decay min(1 − 1/(n+2), α) (main_TOD.py's global `iters`), not with
@@ -176,7 +174,7 @@ def test_tod_ema_warmup_continues_across_cycles():
   start = obj.start_epoch(obj.warm_start(jax.tree_util.tree_map(jnp.copy, s0),
                                          obj.init(jax.random.PRNGKey(3), learner.x_train[:1])),
                           0)
-  assert int(start.step) == 0 and int(start.aux["ema_step"]) == n
+  assert int(start.step) == 0 and int(start.aux["ema"]["step"]) == n
   lab, unl = _batches(learner)
   ema0 = _flat(start.aux["ema"]["params"])
   new, _ = jax.jit(obj.train_step)(jax.tree_util.tree_map(jnp.copy, start), lab, unl,
@@ -184,7 +182,7 @@ def test_tod_ema_warmup_continues_across_cycles():
   d = min(1.0 - 1.0 / (n + 2), obj.ema_decay)
   np.testing.assert_allclose(_flat(new.aux["ema"]["params"]),
                              d * ema0 + (1 - d) * _flat(new.params), rtol=1e-5, atol=1e-6)
-  assert int(new.aux["ema_step"]) == n + 1 and d > 0.5
+  assert int(new.aux["ema"]["step"]) == n + 1 and d > 0.5
 
 
 def test_cod_at_cycle_k_uses_the_weights_cycle_k_minus_1_ended_with(tmp_path):
@@ -205,7 +203,7 @@ def test_cod_at_cycle_k_uses_the_weights_cycle_k_minus_1_ended_with(tmp_path):
   chosen = np.setdiff1d(pools[2], pools[1])
   unl = np.setdiff1d(np.arange(len(learner.y_train)), pools[1])
   x = learner.prep.eval(learner.x_dev[unl])
-  f = lambda s: tod_lib.tod_output(obj.model_state(s)(x)[0], "softmax")
+  f = lambda s: outputs.tod_output(obj.model_state(s)(x)[0], "softmax")
   cod = np.linalg.norm(np.asarray(f(s1)) - np.asarray(f(s0)), axis=-1)
   want = unl[np.lexsort((unl, -cod))][:cfg.al.budget]
   np.testing.assert_array_equal(np.sort(chosen), np.sort(want))
@@ -236,13 +234,13 @@ def test_loss_prediction_step_raises_rank_agreement_with_the_true_losses():
   pred = lambda mp: obj.predict_loss({"params": mp}, feats["stages"])
   step = jax.jit(obj.train_step)
   s = state
-  agree = [_pair_agreement(pred(s.aux["params"]), true)]
+  agree = [_pair_agreement(pred(s.aux["loss_net"]["params"]), true)]
   for k in range(3):
     s, m = step(s, lab, None, jax.random.PRNGKey(k))
-    agree.append(_pair_agreement(pred(s.aux["params"]), true))
+    agree.append(_pair_agreement(pred(s.aux["loss_net"]["params"]), true))
   assert agree[1] > agree[0] and agree[-1] > agree[0], agree
-  assert spearman(np.asarray(pred(s.aux["params"])), true) > \
-      spearman(np.asarray(pred(state.aux["params"])), true)
+  assert spearman(np.asarray(pred(s.aux["loss_net"]["params"])), true) > \
+      spearman(np.asarray(pred(state.aux["loss_net"]["params"])), true)
 
 
 # --- warm start -------------------------------------------------------------------------------
@@ -266,8 +264,10 @@ def test_warm_started_cycle_starts_from_the_previous_final_state(method, monkeyp
   np.testing.assert_array_equal(_flat(first.opt_state), _flat(fresh.opt_state))
   assert int(first.step) == 0
   if method in ("ll4al", "lplgrad"):  # the loss module continues; its optimiser restarts
-    np.testing.assert_array_equal(_flat(first.aux["params"]), _flat(s0.aux["params"]))
-    np.testing.assert_array_equal(_flat(first.aux["opt_state"]), _flat(fresh.aux["opt_state"]))
+    np.testing.assert_array_equal(_flat(first.aux["loss_net"]["params"]),
+                                  _flat(s0.aux["loss_net"]["params"]))
+    np.testing.assert_array_equal(_flat(first.aux["loss_net"]["opt_state"]),
+                                  _flat(fresh.aux["loss_net"]["opt_state"]))
   if method == "tod":  # the EMA model and its run-wide step continue too
     np.testing.assert_array_equal(_flat(first.aux["ema"]), _flat(s0.aux["ema"]))
-    assert int(first.aux["ema_step"]) == int(s0.aux["ema_step"]) > 0
+    assert int(first.aux["ema"]["step"]) == int(s0.aux["ema"]["step"]) > 0

@@ -78,7 +78,7 @@ def test_mean_teacher_teacher_is_ema_of_student():
   new, m = jax.jit(obj.train_step)(state, lab, unl, jax.random.PRNGKey(1))
   # First step: decay = min(1 − 1/2, 0.95) = 0.5 (reference `moving_average`).
   want = jax.tree_util.tree_map(lambda a, b: 0.5 * a + 0.5 * b, p0, new.params)
-  for a, b in zip(jax.tree_util.tree_leaves(new.aux["teacher_params"]),
+  for a, b in zip(jax.tree_util.tree_leaves(new.aux["teacher"]["params"]),
                   jax.tree_util.tree_leaves(want)):
     np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
   assert float(m["consistency"]) > 0

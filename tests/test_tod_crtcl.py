@@ -12,7 +12,7 @@ import numpy as np
 import optax
 import pytest
 
-from al_jax import ALError, diagnostics, loop
+from al_jax import ALError, diagnostics, ema, loop
 from al_jax.acquisition import ACQUISITIONS, pt4al
 from al_jax.acquisition.base import SelectContext, acquire, map_chunks
 from al_jax.objectives import critic as critic_lib
@@ -123,7 +123,7 @@ def test_ema_decay_and_update():
   assert float(tod_lib.ema_decay_at(jnp.asarray(9), 0.999, True)) == pytest.approx(0.9)
   assert float(tod_lib.ema_decay_at(jnp.asarray(10**6), 0.999, True)) == pytest.approx(0.999)
   assert float(tod_lib.ema_decay_at(jnp.asarray(1), 0.999, False)) == pytest.approx(0.999)
-  out = tod_lib.ema_update({"a": jnp.array([1.0, 2.0])}, {"a": jnp.array([3.0, 6.0])}, 0.75)
+  out = ema.ema_update({"a": jnp.array([1.0, 2.0])}, {"a": jnp.array([3.0, 6.0])}, 0.75)
   np.testing.assert_allclose(out["a"], [1.5, 3.0])
 
 
@@ -183,7 +183,7 @@ def test_critic_weights_stay_in_box_after_100_adamw_steps_and_inside_updates_unc
   obj = crtcl["learner"].objective
   c = obj.clip
   params = obj.init(jax.random.PRNGKey(0), crtcl["learner"].x_train[:1]).aux["critic"]["params"]
-  opt = obj.critic_tx.init(params)
+  opt = obj.side_models["critic"].tx.init(params)
   plain = optax.adamw(1e-3, weight_decay=0.01)  # the same AdamW without clipping
   popt = plain.init(params)
 
@@ -192,7 +192,7 @@ def test_critic_weights_stay_in_box_after_100_adamw_steps_and_inside_updates_unc
     leaves, tree = jax.tree_util.tree_flatten(p)
     keys = jax.random.split(jax.random.PRNGKey(i), len(leaves))
     g = tree.unflatten([1e3 * jax.random.normal(k, a.shape) for k, a in zip(keys, leaves)])
-    u, o = obj.critic_tx.update(g, o, p)
+    u, o = obj.side_models["critic"].tx.update(g, o, p)
     pu, po = plain.update(g, po, p)
     return optax.apply_updates(p, u), o, po, u, pu
 
@@ -242,8 +242,7 @@ def test_generator_loss_reaches_the_classifier_only_through_the_probabilities(cr
   # although the feature-map projections are non-zero.
   n_in = len(jax.tree_util.tree_leaves(cparams)) // 2 - 1  # proj_* layers (kernel + bias)
   cp = flax.core.unfreeze(cparams)
-  cp["params"][f"proj_{n_in - 1}"]["kernel"] = jnp.zeros_like(
-      cp["params"][f"proj_{n_in - 1}"]["kernel"])
+  cp[f"proj_{n_in - 1}"]["kernel"] = jnp.zeros_like(cp[f"proj_{n_in - 1}"]["kernel"])
   assert float(grad(cp)) == 0.0
 
 

@@ -21,7 +21,7 @@ import jax.numpy as jnp
 from al_jax import ALError
 from al_jax import per_sample as ps
 from al_jax.acquisition.base import ACQUISITIONS, Acquisition
-from al_jax.acquisition.uncertainty import entropy
+from al_jax.outputs import entropy
 
 NORMS = ("global", "sum")
 IMPLS = ("vmap", "factorised")

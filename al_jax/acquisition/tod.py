@@ -16,7 +16,7 @@ import jax.numpy as jnp
 
 from al_jax import ALError
 from al_jax.acquisition.base import ACQUISITIONS, Acquisition, top_k
-from al_jax.objectives.tod import OUTPUTS, tod_output
+from al_jax.outputs import OUTPUTS, tod_output
 
 FIRST_CYCLE = ("largest", "lowest")
 

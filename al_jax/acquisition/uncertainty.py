@@ -4,12 +4,7 @@ import jax
 import jax.numpy as jnp
 
 from al_jax.acquisition.base import ACQUISITIONS, Acquisition
-
-
-def entropy(logits: jnp.ndarray) -> jnp.ndarray:
-  """Shannon entropy of softmax(logits) [B] (nats), stable for saturated logits."""
-  logp = jax.nn.log_softmax(logits.astype(jnp.float32))
-  return -jnp.sum(jnp.exp(logp) * logp, -1)
+from al_jax.outputs import entropy
 
 
 @ACQUISITIONS.register("random")

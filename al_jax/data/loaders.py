@@ -210,7 +210,7 @@ def _not_prepared_message(name: str, tfds_name: str, root: str) -> str:
 
 
 @contextlib.contextmanager
-def _quiet_absl():
+def quiet_absl():
   """Silences TFDS's absl warnings about absent version folders while looking for data: the
   one-line error below says what the user needs."""
   from absl import logging as absl_logging  # pylint: disable=g-import-not-at-top
@@ -276,7 +276,7 @@ def _load_tfds(name: str, tfds_name: str, data_dir: str | None, *, flip: bool,
   # Building a builder only reads local metadata (TFDS's GCS lookups are off by
   # default), so the check below is instant. `tfds.load` would instead try to
   # download, retrying for minutes when offline.
-  with _quiet_absl():
+  with quiet_absl():
     builder = tfds.builder(tfds_name, data_dir=data_dir)
     prepared = builder.is_prepared()
   if not prepared:
@@ -307,7 +307,7 @@ def _tfds_prepared(tfds_name: str, data_dir: str) -> bool:
   if not os.path.isdir(os.path.join(data_dir, tfds_name)):
     return False
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-  with _quiet_absl():
+  with quiet_absl():
     return tfds.builder(tfds_name, data_dir=data_dir).is_prepared()
 
 

@@ -18,7 +18,7 @@ one-hot float vectors `[B, K]` (soft vectors work too).
 """
 
 import math
-from typing import Any, Optional, Sequence, Tuple
+from typing import Optional, Sequence, Tuple
 
 import flax.linen as nn
 import jax
@@ -391,6 +391,3 @@ class VAE(nn.Module):
   def encode(self, x: jax.Array, train: bool = False):
     return self.encoder(x, None, train)
 
-
-def count_params(variables: Any) -> int:
-  return sum(int(a.size) for a in jax.tree_util.tree_leaves(variables["params"]))

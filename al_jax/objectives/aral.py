@@ -40,10 +40,12 @@ import numpy as np
 
 from al_jax import ALError
 from al_jax.models import generative as gen_lib
-from al_jax.objectives.base import OBJECTIVES, Objective, TrainState, cross_entropy, masked_mean
-from al_jax.objectives.vaal import (KL_REDUCTIONS, adam, apply_train, as_tuple, bce_logits,
-                                    gaussian_kl, init_side, mse, reduce_batch, update_side)
-from al_jax import numerics, optim
+from al_jax.objectives.base import (OBJECTIVES, Objective, TrainState, as_tuple, cross_entropy,
+                                    masked_mean)
+from al_jax.objectives.losses import (KL_REDUCTIONS, bce_logits, gaussian_kl, mse,
+                                      reduce_batch)
+from al_jax.objectives.side import SideModel, adam, apply_train
+from al_jax import numerics
 from al_jax.state import ModelState
 
 ENCODER_GAN = ("bigan", "as_printed")
@@ -113,11 +115,14 @@ class ARAL(Objective):
     self.fm_weight, self.encoder_gan = float(fm_weight), encoder_gan
     self.sampler = gen_lib.Sampler(as_tuple(sampler_hidden))
     self.rf_head = gen_lib.RealFakeHead(rf_joint, int(rf_hidden))
-    # Four optimisers (Alg. 1): D's is `self.tx` (config.optim); E and G share settings.
-    self.side_lr = {"enc": float(eg_lr), "gen": float(eg_lr), "smp": float(sampler_lr)}
-    self.side_tx = {"enc": adam(eg_lr, eg_b1, eg_b2), "gen": adam(eg_lr, eg_b1, eg_b2),
-                    "smp": adam(sampler_lr, sampler_b1, sampler_b2)}
+    # Four optimisers (Alg. 1): D's is `self.tx` (config.optim); E and G share settings. E, G
+    # and S follow D's schedule relative to their own rates; Alg. 1 initialises the models
+    # once, so a warm start keeps their weights.
     self.sides = ("enc", "gen", "smp") if self.use_encoder else ("gen",)
+    adam_of = {"enc": (eg_lr, eg_b1, eg_b2), "gen": (eg_lr, eg_b1, eg_b2),
+               "smp": (sampler_lr, sampler_b1, sampler_b2)}
+    self.side_models = {k: SideModel(adam(*adam_of[k]), schedule="relative",
+                                     lr=float(adam_of[k][0])) for k in self.sides}
     self.enc = self.gen = None  # built in `init`, when the image shape is known
     self._jit_init = jax.jit(self._init_state)
     self._jit_generate = jax.jit(self.generate)
@@ -155,21 +160,7 @@ class ARAL(Objective):
     return TrainState.create(
         apply_fn=self.apply_model, params=params, tx=self.tx,
         batch_stats=variables.get("batch_stats", {}), epoch=jnp.zeros((), jnp.int32),
-        aux={k: init_side(v, self.side_tx[k]) for k, v in sides.items()})
-
-  def start_epoch(self, state, epoch):
-    """D's schedule from config.optim; E, G and S follow the same relative schedule."""
-    state = super().start_epoch(state, epoch)
-    factor = optim.lr_at_epoch(self.optim_cfg, epoch, self.epochs) / float(self.optim_cfg.lr)
-    aux = {k: dict(v, opt_state=optim.set_learning_rate(v["opt_state"],
-                                                        self.side_lr[k] * factor))
-           for k, v in state.aux.items()}
-    return state.replace(aux=aux)
-
-  def warm_start(self, prev, fresh):
-    aux = {k: dict(fresh.aux[k], params=prev.aux[k]["params"],
-                   batch_stats=prev.aux[k]["batch_stats"]) for k in fresh.aux}
-    return super().warm_start(prev, fresh).replace(aux=aux)
+        aux={k: self.side_models[k].init(v) for k, v in sides.items()})
 
   # --- what acquisitions and evaluation see --------------------------------------------------
   def encoder_mean(self, variables, x, y):
@@ -186,15 +177,14 @@ class ARAL(Objective):
     enc = state.aux["enc"]
     return ModelState(
         apply_fn=self.apply_model, variables=variables,
-        aux={"encoder": {"params": enc["params"], "batch_stats": enc["batch_stats"]},
+        aux={"encoder": SideModel.variables(enc),
              "sampler": {"params": state.aux["smp"]["params"]}},
         aux_apply=flax.core.FrozenDict({"encoder": self.encoder_mean,
                                         "sampler": self.sampler_logit}))
 
   def generate(self, state, z, y_onehot):
     """G(z, y) in inference mode: images in [0, 1], [B, H, W, C]."""
-    g = state.aux["gen"]
-    return self.gen.apply({"params": g["params"], "batch_stats": g["batch_stats"]}, z, y_onehot)
+    return self.gen.apply(SideModel.variables(state.aux["gen"]), z, y_onehot)
 
   def write_artifacts(self, state, path_prefix, cycle):
     """`{path_prefix}_samples.png`: G(z, y) for 10 fixed z (columns) per class y (rows)."""
@@ -347,7 +337,7 @@ class ARAL(Objective):
         {k: state.aux[k]["params"] for k in names})
     aux = dict(state.aux)
     for k in names:
-      aux[k] = update_side(state.aux[k], g[k], self.side_tx[k], bs[k])
+      aux[k] = self.side_models[k].update(state.aux[k], g[k], bs[k])
     return state.replace(aux=aux), metrics
 
   def latents(self, state, b):
@@ -409,7 +399,7 @@ class ARAL(Objective):
               + jnp.mean(bce_logits(s(mu_u), 0.0)))
 
     l_s, g = jax.value_and_grad(s_loss)(smp["params"])
-    aux = dict(state.aux, smp=update_side(smp, g, self.side_tx["smp"]))
+    aux = dict(state.aux, smp=self.side_models["smp"].update(smp, g))
     return state.replace(aux=aux), {"sampler_loss": l_s}
 
   def train_step(self, state, labeled, unlabeled, rng):

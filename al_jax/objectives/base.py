@@ -6,12 +6,19 @@ An objective is built once per run and exposes pure functions:
   train_step(state, labeled, unlabeled, rng) -> (state, metrics)   # jit-compiled by the loop
   model_state(state) -> ModelState                                 # what evaluation/acquisition see
 
+`rng` is already this step's key: the loop folds the optimiser step into the cycle's training
+key (`jax.random.fold_in(k_cycle, state.step)`, flax's wmt example and big_vision) before it
+calls `train_step`, so every step draws fresh augmentations and dropout masks; an objective
+splits it by purpose and never folds the step in again.
+
 `labeled` is `{"x": uint8 [B,H,W,C], "y": int32 [B], "mask": float32 [B]}` (mask
 zeroes padding so every step has the same shape); `unlabeled` is
 `{"x": uint8 [Bu,H,W,C]}` or None when `uses_unlabeled` is False. Augmentation
-and normalisation happen inside the step through `self.prep`. The loop passes a per-step
-key (`fold_in(cycle_key, state.step)`): `train_step` splits it by purpose and does not
-fold the step in again.
+and normalisation happen inside the step through `self.prep`.
+
+Side models (networks beside the classifier, EMA copies) live in `state.aux[name]` in one
+layout and are declared in `self.side_models` (`al_jax.objectives.side`): `start_epoch` and
+`warm_start` handle their learning rates and cycle-to-cycle carry-over here, once.
 """
 
 import abc
@@ -26,6 +33,7 @@ from flax.training import train_state
 
 from al_jax import numerics, optim
 from al_jax.data.augment import Preprocess
+from al_jax.objectives.side import SideModel
 from al_jax.registry import Registry
 from al_jax.state import ModelState
 
@@ -37,8 +45,8 @@ class TrainState(train_state.TrainState):
 
   `epoch` is an int32 array set by the loop at each epoch start so that
   epoch-dependent rules (LL4AL's feature detaching, CrtCl's E') need no recompile.
-  `aux` holds objective-specific pytrees (EMA parameters, side models and their
-  optimiser states).
+  `aux` holds the side models, `{name: {"params", "batch_stats"[, "opt_state"][, "step"]}}`
+  (`al_jax.objectives.side`).
   """
   batch_stats: Any = None
   epoch: jnp.ndarray = 0
@@ -53,6 +61,11 @@ def cross_entropy(logits: jnp.ndarray, labels: jnp.ndarray) -> jnp.ndarray:
   """Per-sample cross-entropy [B]."""
   return optax.softmax_cross_entropy_with_integer_labels(
       logits.astype(numerics.float_dtype()), labels)
+
+
+def as_tuple(v) -> tuple:
+  """A config value that may be a scalar or a sequence, as a tuple (layer widths)."""
+  return tuple(v) if isinstance(v, (list, tuple)) else (v,)
 
 
 class Objective(abc.ABC):
@@ -81,6 +94,8 @@ class Objective(abc.ABC):
     self.optim_cfg = optim_cfg
     self.epochs = epochs
     self.tx = optim.make_optimizer(optim_cfg)
+    # name → SideModel for every entry of `state.aux` (set by subclasses).
+    self.side_models: Dict[str, SideModel] = {}
 
   # --- the classifier -----------------------------------------------------------------
   def apply_model(self, variables, x, train: bool = False, dropout=None, rngs=None):
@@ -107,14 +122,22 @@ class Objective(abc.ABC):
     return self.init_classifier(rng, example_x)
 
   def start_epoch(self, state: TrainState, epoch: int) -> TrainState:
-    """Host-side, once per epoch: set the epoch counter and the epoch's learning rate."""
+    """Host-side, once per epoch: set the epoch counter and the epoch's learning rate of the
+    classifier and of every side model (`SideModel.schedule`)."""
     lr = optim.lr_at_epoch(self.optim_cfg, epoch, self.epochs)
-    return state.replace(epoch=jnp.asarray(epoch, jnp.int32),
-                         opt_state=optim.set_learning_rate(state.opt_state, lr))
+    state = state.replace(epoch=jnp.asarray(epoch, jnp.int32),
+                          opt_state=optim.set_learning_rate(state.opt_state, lr))
+    if not self.side_models:
+      return state
+    base = float(self.optim_cfg.lr)
+    return state.replace(aux={k: self.side_models[k].start_epoch(v, lr, base)
+                              for k, v in state.aux.items()})
 
   def warm_start(self, prev: TrainState, fresh: TrainState) -> TrainState:
-    """Keep the previous cycle's weights with a fresh optimiser (LL4AL's public code)."""
-    return fresh.replace(params=prev.params, batch_stats=prev.batch_stats)
+    """Keep the previous cycle's weights with a fresh optimiser (LL4AL's public code); each
+    side model keeps what its `SideModel.warm` names."""
+    aux = {k: self.side_models[k].warm_start(prev.aux[k], v) for k, v in fresh.aux.items()}
+    return fresh.replace(params=prev.params, batch_stats=prev.batch_stats, aux=aux)
 
   def model_state(self, state: TrainState) -> ModelState:
     return ModelState(apply_fn=self.apply_model,

@@ -16,7 +16,8 @@ One `train_step` is one iteration of Alg. 1:
    backpropagate to the last layer of the generator"): the feature maps the critic reads are
    detached.
 
-The critic (params + optimiser state) lives in `state.aux["critic"]`; `model_state`
+The critic (params + optimiser state) lives in `state.aux["critic"]` (a side model,
+`al_jax.objectives.side`, kept whole across warm-started cycles); `model_state`
 exposes it as the side model `"critic"` with apply function
 `critic_score(params, x, logits, features) -> [B]` for the `critic` acquisition.
 """
@@ -25,12 +26,12 @@ import flax
 import jax
 import jax.numpy as jnp
 import ml_collections
-import optax
 
 from al_jax import ALError
 from al_jax import numerics, optim
 from al_jax.models.critic import Critic
 from al_jax.objectives.base import OBJECTIVES, Objective, TrainState, cross_entropy, masked_mean
+from al_jax.objectives.side import SideModel
 from al_jax.state import ModelState
 
 REDUCTIONS = ("sum", "mean")
@@ -117,7 +118,8 @@ class CriticLoss(Objective):
         b1=0.9, b2=0.999))
     # Clipping comes last in the chain: it rewrites the AdamW update so the new weights
     # land in [−c, c] (CrtCl §III.D, WGAN Alg. 1 line 7).
-    self.critic_tx = optim.make_optimizer(critic_cfg, extra=(optim.clip_params(self.clip),))
+    self.side_models = {"critic": SideModel(
+        optim.make_optimizer(critic_cfg, extra=(optim.clip_params(self.clip),)), warm="all")}
 
   def generator_active(self, epoch: jnp.ndarray) -> jnp.ndarray:
     """Alg. 1 line 12, `if epoch < E'` with epochs counted from 1 (`epoch` is 0-indexed)."""
@@ -130,29 +132,26 @@ class CriticLoss(Objective):
     x = self.prep.eval(example_x[:1])
     logits, feats = self.model.apply({"params": state.params,
                                       "batch_stats": state.batch_stats}, x)
-    params = self.critic.init(k_critic, *critic_inputs(feats, x, logits, self.num_stages))
+    variables = self.critic.init(k_critic, *critic_inputs(feats, x, logits, self.num_stages))
     # Start inside the box too (WGAN's reference code clamps before every critic update).
-    params = jax.tree_util.tree_map(lambda p: jnp.clip(p, -self.clip, self.clip), params)
-    return state.replace(aux={"critic": {"params": params,
-                                         "opt_state": self.critic_tx.init(params)}})
+    variables = jax.tree_util.tree_map(lambda p: jnp.clip(p, -self.clip, self.clip), variables)
+    return state.replace(aux={"critic": self.side_models["critic"].init(variables)})
 
-  def warm_start(self, prev, fresh):
-    return fresh.replace(params=prev.params, batch_stats=prev.batch_stats,
-                         aux={"critic": prev.aux["critic"]})
-
-  def critic_score(self, params, x, logits, feats):
+  def critic_score(self, variables, x, logits, feats):
     """C_φ(F_θ(x)) [B] for a preprocessed batch and the classifier's outputs on it."""
-    return self.critic.apply(params, *critic_inputs(feats, x, logits, self.num_stages))
+    return self.critic.apply(variables, *critic_inputs(feats, x, logits, self.num_stages))
 
   def model_state(self, state) -> ModelState:
     return ModelState(apply_fn=self.apply_model,
                       variables={"params": state.params, "batch_stats": state.batch_stats},
-                      aux={"critic": state.aux["critic"]["params"]},
+                      aux={"critic": {"params": state.aux["critic"]["params"]}},
                       aux_apply=flax.core.FrozenDict({"critic": self.critic_score}))
 
   # --- the step ---------------------------------------------------------------------------
   def generator_loss(self, params, batch_stats, critic_params, xu, rng):
     """Eq. 5, L_CG = −γ · mean_{unlabeled} C(F(x)); returns (loss, new batch_stats).
+
+    `critic_params` are the critic's parameters (`state.aux["critic"]["params"]`).
 
     A mean, as Eq. 1's cross-entropy (`masked_mean`), so that γ is a per-sample weight. The
     feature maps are detached, so the gradient reaches θ only through the output
@@ -160,7 +159,8 @@ class CriticLoss(Objective):
     """
     u_logits, u_feats, u_stats = self.forward_train(params, batch_stats, xu, rng)
     stages, img, probs = critic_inputs(u_feats, xu, u_logits, self.num_stages)
-    c_u = self.critic.apply(critic_params, jax.lax.stop_gradient(stages), img, probs)
+    c_u = self.critic.apply({"params": critic_params}, jax.lax.stop_gradient(stages), img,
+                            probs)
     return -self.gamma * jnp.mean(c_u), u_stats
 
   def train_step(self, state: TrainState, labeled, unlabeled, rng):
@@ -181,12 +181,12 @@ class CriticLoss(Objective):
     crit = state.aux["critic"]
 
     def cc_fn(cparams):
-      c = self.critic.apply(cparams, *inputs)
+      c = self.critic.apply({"params": cparams}, *inputs)
       return wasserstein_critic_loss(c, correct, mask, self.reduction), c
 
     (l_cc, c), cg = jax.value_and_grad(cc_fn, has_aux=True)(crit["params"])
-    upd, copt = self.critic_tx.update(cg, crit["opt_state"], crit["params"])
-    cparams = optax.apply_updates(crit["params"], upd)
+    crit = self.side_models["critic"].update(crit, cg)
+    cparams = crit["params"]
     n_cor = jnp.sum(mask * correct)
     n_inc = jnp.sum(mask * (1.0 - correct))
     gap = (jnp.sum(c * mask * correct) / jnp.maximum(n_cor, 1.0)
@@ -196,7 +196,7 @@ class CriticLoss(Objective):
 
     def finish(s, grads, batch_stats):
       s = s.apply_gradients(grads=grads, batch_stats=batch_stats)
-      return s.replace(aux={"critic": {"params": cparams, "opt_state": copt}})
+      return s.replace(aux={"critic": crit})
 
     # Line 10: the cross-entropy step of θ.
     after_ce = finish(state, g_ce, stats)

@@ -12,8 +12,9 @@ two readings (`cosine_steps`): the early version CRC used (footnote 2, commit 8c
 later `--total-steps` (commit e5422ac: K = 2^20 whatever the run's length); evaluation with an
 EMA of the weights (decay 0.999).
 
-EMA parameters (and BatchNorm statistics) live in `state.aux`; `model_state` returns the
-EMA model, as kekmodel evaluates `ema_model` (`--use-ema`).
+EMA parameters (and BatchNorm statistics) live in `state.aux["ema"]` (an EMA copy,
+`al_jax.objectives.side`, re-copied from the fresh model at a warm start); `model_state`
+returns the EMA model, as kekmodel evaluates `ema_model` (`--use-ema`).
 """
 
 import math
@@ -22,9 +23,10 @@ import jax
 import jax.numpy as jnp
 
 from al_jax import ALError, numerics, optim
+from al_jax import ema as ema_lib
 from al_jax.data import randaugment
 from al_jax.objectives.base import OBJECTIVES, Objective, cross_entropy, masked_mean
-from al_jax.objectives.mean_teacher import ema_update
+from al_jax.objectives.side import SideModel
 from al_jax.state import ModelState
 
 
@@ -90,12 +92,12 @@ class FixMatch(Objective):
       cosine_steps = int(epochs) * int(steps_per_epoch)  # early kekmodel: epochs * iteration
     self.cosine_steps = int(cosine_steps)
     self.ra = (int(randaugment_n), int(randaugment_m), float(cutout))
+    self.side_models = {"ema": SideModel(warm="none")}
 
   def init(self, rng, example_x):
     state = self.init_classifier(rng, example_x)
-    copy = lambda t: jax.tree_util.tree_map(jnp.copy, t)
-    return state.replace(aux={"ema_params": copy(state.params),
-                              "ema_batch_stats": copy(state.batch_stats)})
+    return state.replace(aux={"ema": self.side_models["ema"].init(ema_lib.copy(
+        {"params": state.params, "batch_stats": state.batch_stats}))})
 
   def start_epoch(self, state, epoch):
     state = super().start_epoch(state, epoch)
@@ -112,9 +114,10 @@ class FixMatch(Objective):
     return jnp.maximum(0.0, jnp.cos(7.0 * math.pi * k / (16.0 * self.cosine_steps)))
 
   def model_state(self, state):
-    stats = state.aux["ema_batch_stats"] if self.ema_batch_stats else state.batch_stats
+    ema = state.aux["ema"]
+    stats = ema["batch_stats"] if self.ema_batch_stats else state.batch_stats
     return ModelState(apply_fn=self.apply_model,
-                      variables={"params": state.aux["ema_params"], "batch_stats": stats})
+                      variables={"params": ema["params"], "batch_stats": stats})
 
   def train_step(self, state, labeled, unlabeled, rng):
     k_l, k_w, k_s, k_drop = jax.random.split(rng, 4)
@@ -144,11 +147,11 @@ class FixMatch(Objective):
       state = state.replace(opt_state=optim.set_learning_rate(state.opt_state, base))
     else:
       state = state.apply_gradients(grads=grads, batch_stats=stats)
-    aux = dict(state.aux)
-    aux["ema_params"] = ema_update(aux["ema_params"], state.params, self.ema_decay)
-    aux["ema_batch_stats"] = (ema_update(aux["ema_batch_stats"], stats, self.ema_decay)
-                              if self.ema_batch_stats else stats)
-    state = state.replace(aux=aux)
+    ema = state.aux["ema"]
+    ema = {"params": ema_lib.ema_update(ema["params"], state.params, self.ema_decay),
+           "batch_stats": (ema_lib.ema_update(ema["batch_stats"], stats, self.ema_decay)
+                           if self.ema_batch_stats else stats)}
+    state = state.replace(aux={**state.aux, "ema": ema})
     acc = masked_mean((logits.argmax(-1) == labeled["y"]).astype(jnp.float32), labeled["mask"])
     return state, {"loss": loss, "ce": ce, "unlabeled_loss": lu, "mask_rate": rate,
                    "accuracy": acc}

@@ -3,7 +3,7 @@
 The classifier is trained with cross-entropy while a side model, the loss-prediction module
 (`al_jax.models.loss_net.LossNet`), learns to rank the samples of each mini-batch by their
 cross-entropy from the classifier's intermediate features. Its parameters and optimiser state
-live in `TrainState.aux`; `model_state` exposes it to acquisition functions as
+live in `TrainState.aux["loss_net"]` (a side model, `al_jax.objectives.side`); `model_state` exposes it to acquisition functions as
 `ModelState.aux["loss_net"]` / `aux_apply["loss_net"]` (LL4AL's `predicted_loss` scores with it,
 LPLgrad's `entropy_gradnorm` ignores it).
 """
@@ -11,11 +11,11 @@ LPLgrad's `entropy_gradnorm` ignores it).
 import flax
 import jax
 import jax.numpy as jnp
-import optax
 
 from al_jax import ALError, optim
 from al_jax.models.loss_net import LossNet
 from al_jax.objectives.base import OBJECTIVES, Objective, cross_entropy, masked_mean
+from al_jax.objectives.side import SideModel
 from al_jax.state import ModelState
 
 PAIRINGS = ("reverse", "split")
@@ -107,8 +107,11 @@ class LossPrediction(Objective):
     self.module_lr_decay = bool(module_lr_decay)
     self.loss_net = LossNet(hidden=int(hidden))
     # The module gets its own optimiser with the classifier's settings (public code: two SGD
-    # optimisers with identical lr, momentum and weight decay).
-    self.module_tx = optim.make_optimizer(optim_cfg)
+    # optimisers with identical lr, momentum and weight decay); the public code reuses both
+    # models across cycles with fresh optimisers ("weights").
+    self.side_models = {"loss_net": SideModel(
+        optim.make_optimizer(optim_cfg),
+        schedule="classifier" if self.module_lr_decay else "constant")}
 
   # --- side model -------------------------------------------------------------------------
   def predict_loss(self, variables, stages):
@@ -124,26 +127,13 @@ class LossPrediction(Objective):
                                 self.prep.eval(example_x[:1]))
     if not feats.get("stages"):
       raise ALError("loss_pred needs a classifier with intermediate features['stages']")
-    module_params = self.loss_net.init(k_mod, feats["stages"])["params"]
-    return state.replace(aux={"params": module_params,
-                              "opt_state": self.module_tx.init(module_params)})
-
-  def start_epoch(self, state, epoch):
-    state = super().start_epoch(state, epoch)
-    lr = (optim.lr_at_epoch(self.optim_cfg, epoch, self.epochs) if self.module_lr_decay
-          else float(self.optim_cfg.lr))
-    aux = dict(state.aux, opt_state=optim.set_learning_rate(state.aux["opt_state"], lr))
-    return state.replace(aux=aux)
-
-  def warm_start(self, prev, fresh):
-    """Public LL4AL code reuses both models across cycles; optimisers start afresh."""
-    state = super().warm_start(prev, fresh)
-    return state.replace(aux=dict(fresh.aux, params=prev.aux["params"]))
+    return state.replace(aux={"loss_net": self.side_models["loss_net"].init(
+        self.loss_net.init(k_mod, feats["stages"]))})
 
   def model_state(self, state):
     return ModelState(apply_fn=self.apply_model,
                       variables={"params": state.params, "batch_stats": state.batch_stats},
-                      aux={"loss_net": {"params": state.aux["params"]}},
+                      aux={"loss_net": {"params": state.aux["loss_net"]["params"]}},
                       aux_apply=flax.core.FrozenDict({"loss_net": self.predict_loss}))
 
   # --- training ---------------------------------------------------------------------------
@@ -167,11 +157,10 @@ class LossPrediction(Objective):
       return total, (logits, stats, ce_loss, module_loss)
 
     (total, (logits, stats, ce_loss, module_loss)), (grads, mgrads) = jax.value_and_grad(
-        loss_fn, argnums=(0, 1), has_aux=True)(state.params, state.aux["params"])
+        loss_fn, argnums=(0, 1), has_aux=True)(state.params, state.aux["loss_net"]["params"])
     state = state.apply_gradients(grads=grads, batch_stats=stats)
-    updates, mopt = self.module_tx.update(mgrads, state.aux["opt_state"], state.aux["params"])
-    state = state.replace(aux={"params": optax.apply_updates(state.aux["params"], updates),
-                               "opt_state": mopt})
+    state = state.replace(aux={"loss_net": self.side_models["loss_net"].update(
+        state.aux["loss_net"], mgrads)})
     acc = masked_mean((logits.argmax(-1) == labeled["y"]).astype(jnp.float32), mask)
     return state, {"loss": total, "ce_loss": ce_loss, "module_loss": module_loss,
                    "accuracy": acc}

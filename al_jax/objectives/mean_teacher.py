@@ -9,15 +9,18 @@ Adam lr 4e-4 (set by the preset). Noise comes from augmentation: student and tea
 independent augmentations of the same images (the reference applies its transform inside
 each forward pass), plus optional Gaussian input noise.
 
-The teacher's parameters live in `state.aux["teacher_params"]`; evaluation and acquisition
+The teacher's parameters live in `state.aux["teacher"]["params"]` (an EMA copy,
+`al_jax.objectives.side`); evaluation and acquisition
 use the student, as the reference code evaluates `model`, not the teacher.
 """
 
 import jax
 import jax.numpy as jnp
 
+from al_jax import ema as ema_lib
 from al_jax import numerics
 from al_jax.objectives.base import OBJECTIVES, Objective, cross_entropy, masked_mean
+from al_jax.objectives.side import SideModel
 
 
 def sigmoid_rampup(step: jnp.ndarray, length: float) -> jnp.ndarray:
@@ -26,10 +29,6 @@ def sigmoid_rampup(step: jnp.ndarray, length: float) -> jnp.ndarray:
     return jnp.ones((), jnp.float32)
   t = jnp.minimum(step.astype(jnp.float32) / length, 1.0)
   return jnp.exp(-5.0 * (1.0 - t) ** 2)
-
-
-def ema_update(ema, new, decay):
-  return jax.tree_util.tree_map(lambda e, p: decay * e + (1.0 - decay) * p, ema, new)
 
 
 @OBJECTIVES.register("mean_teacher")
@@ -54,10 +53,14 @@ class MeanTeacher(Objective):
     self.consistency = float(consistency)
     self.rampup_steps = float(rampup_steps)
     self.noise_std = float(noise_std)
+    # The teacher reads the student's BatchNorm statistics, so it keeps none of its own; a
+    # warm start re-copies it from the fresh student.
+    self.side_models = {"teacher": SideModel(warm="none")}
 
   def init(self, rng, example_x):
     state = self.init_classifier(rng, example_x)
-    return state.replace(aux={"teacher_params": jax.tree_util.tree_map(jnp.copy, state.params)})
+    return state.replace(aux={"teacher": self.side_models["teacher"].init(
+        {"params": ema_lib.copy(state.params)})})
 
   def _view(self, key, x):
     k_aug, k_noise = jax.random.split(key)
@@ -74,7 +77,7 @@ class MeanTeacher(Objective):
     x_teacher = self._view(k_t, x_raw)  # an independent draw of the same augmentation
     # Teacher: train-mode forward (batch statistics, dropout) as the reference's teacher,
     # which is kept in train mode; its BatchNorm running averages are never read.
-    t_logits, _, _ = self.forward_train(state.aux["teacher_params"], state.batch_stats,
+    t_logits, _, _ = self.forward_train(state.aux["teacher"]["params"], state.batch_stats,
                                         x_teacher, k_drop_t)
     t_prob = jax.lax.stop_gradient(jax.nn.softmax(t_logits[n_l:]))
     step = state.step + 1
@@ -90,8 +93,9 @@ class MeanTeacher(Objective):
         loss_fn, has_aux=True)(state.params)
     state = state.apply_gradients(grads=grads, batch_stats=stats)
     # Reference `moving_average`: decay = min(1 − 1/(global_step + 1), ema_factor).
-    decay = jnp.minimum(1.0 - 1.0 / (step.astype(jnp.float32) + 1.0), self.ema_decay)
-    teacher = ema_update(state.aux["teacher_params"], state.params, decay)
-    state = state.replace(aux={**state.aux, "teacher_params": teacher})
+    decay = ema_lib.warmup_decay(step, self.ema_decay)
+    teacher = dict(state.aux["teacher"],
+                   params=ema_lib.ema_update(state.aux["teacher"]["params"], state.params, decay))
+    state = state.replace(aux={**state.aux, "teacher": teacher})
     acc = masked_mean((logits.argmax(-1) == labeled["y"]).astype(jnp.float32), labeled["mask"])
     return state, {"loss": loss, "ce": ce, "consistency": cons, "accuracy": acc}

@@ -2,8 +2,8 @@
 
 Cross-entropy on labeled data plus λ · mean ‖f(x;w) − f(x;w̃)‖² on unlabeled
 batches, where w̃ is an exponential moving average of w (a Mean-Teacher-style
-"baseline model", Eq. 6). The EMA variables live in `state.aux["ema"]` and are
-exposed to acquisition functions as the side model `"ema"` (EMAOD, §5.4).
+"baseline model", Eq. 6). The EMA variables live in `state.aux["ema"]` (an EMA copy,
+`al_jax.objectives.side`, with its update count `"step"`) and are exposed to acquisition functions as the side model `"ema"` (EMAOD, §5.4).
 
 Two variants (BUILD_NOTES.md, "TOD"):
 
@@ -23,25 +23,15 @@ import flax
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import optax
 
 from al_jax import ALError
-from al_jax import numerics, optim
+from al_jax import ema as ema_lib
 from al_jax.objectives.base import OBJECTIVES, Objective, TrainState, cross_entropy, masked_mean
+from al_jax.objectives.side import SideModel
+from al_jax.outputs import OUTPUTS, tod_output
 from al_jax.state import ModelState
 
-OUTPUTS = ("softmax", "logits")
 VARIANTS = ("paper", "code")
-
-
-def tod_output(logits: jnp.ndarray, output: str) -> jnp.ndarray:
-  """f(x) of TOD's Eqs. 1, 5 and 7: class probabilities or raw logits [B, K]."""
-  logits = logits.astype(numerics.float_dtype())
-  if output == "softmax":
-    return jax.nn.softmax(logits)
-  if output == "logits":
-    return logits
-  raise ALError(f"unknown TOD output {output!r}; valid: {', '.join(OUTPUTS)}")
 
 
 def ema_decay_at(step: jnp.ndarray, alpha: float, warmup: bool) -> jnp.ndarray:
@@ -54,13 +44,7 @@ def ema_decay_at(step: jnp.ndarray, alpha: float, warmup: bool) -> jnp.ndarray:
   alpha = jnp.asarray(alpha, jnp.float32)
   if not warmup:
     return alpha
-  t = step.astype(jnp.float32)
-  return jnp.minimum(1.0 - 1.0 / (t + 1.0), alpha)
-
-
-def ema_update(ema, new, decay):
-  """Eq. 6: w̃ ← α·w̃ + (1 − α)·w, leaf by leaf."""
-  return jax.tree_util.tree_map(lambda e, p: decay * e + (1.0 - decay) * p, ema, new)
+  return ema_lib.warmup_decay(step, alpha)
 
 
 @OBJECTIVES.register("tod_ema")
@@ -97,45 +81,35 @@ class TodEMA(Objective):
     self.output = output
     self.variant = variant
     self.cons_head = nn.Dense(num_classes, name="cons_head")
+    # main_TOD.py builds the backbone and the EMA model once per trial and keeps its global
+    # step across cycles ("all"); only the optimisers and their schedules are re-created each
+    # cycle. The second head is part of the backbone in the code ("weights"), with the
+    # classifier's optimiser settings and schedule.
+    self.side_models = {"ema": SideModel(warm="all")}
+    if variant == "code":
+      self.side_models["cons_head"] = SideModel(self.tx, schedule="classifier")
 
   # --- state ------------------------------------------------------------------------------
   def init(self, rng, example_x):
     k_cls, k_head = jax.random.split(rng)
     state = self.init_classifier(k_cls, example_x)
     # w̃ starts at w (Mean Teacher); it is a copy, so donation never aliases the two.
-    # `ema_step` counts EMA updates over the whole run (main_TOD.py's global `iters`): the
-    # warm-up min(1 − 1/(t+1), α) runs once per run, not once per cycle.
-    aux = {"ema": {"params": jax.tree_util.tree_map(jnp.copy, state.params),
-                   "batch_stats": jax.tree_util.tree_map(jnp.copy, state.batch_stats)},
-           "ema_step": jnp.zeros((), jnp.int32)}
+    # The EMA's `step` counts its updates over the whole run (main_TOD.py's global `iters`):
+    # the warm-up min(1 − 1/(t+1), α) runs once per run, not once per cycle.
+    aux = {"ema": self.side_models["ema"].init(
+        ema_lib.copy({"params": state.params, "batch_stats": state.batch_stats}),
+        step=jnp.zeros((), jnp.int32))}
     if self.variant == "code":
       _, feats = self.model.apply({"params": state.params, "batch_stats": state.batch_stats},
                                   self.prep.eval(example_x[:1]))
-      head = self.cons_head.init(k_head, feats["embedding"])["params"]
-      aux["cons_head"] = {"params": head, "opt_state": self.tx.init(head)}
+      aux["cons_head"] = self.side_models["cons_head"].init(
+          self.cons_head.init(k_head, feats["embedding"]))
     return state.replace(aux=aux)
-
-  def start_epoch(self, state, epoch):
-    state = super().start_epoch(state, epoch)
-    if self.variant == "code":
-      lr = optim.lr_at_epoch(self.optim_cfg, epoch, self.epochs)
-      cons = dict(state.aux["cons_head"])
-      cons["opt_state"] = optim.set_learning_rate(cons["opt_state"], lr)
-      state = state.replace(aux={**state.aux, "cons_head": cons})
-    return state
-
-  def warm_start(self, prev, fresh):
-    # main_TOD.py builds the backbone and the EMA model once per trial and keeps its global
-    # step across cycles; only the optimiser and its schedule are re-created each cycle.
-    aux = {**fresh.aux, "ema": prev.aux["ema"], "ema_step": prev.aux["ema_step"]}
-    if self.variant == "code":  # the second head is part of the backbone in the code
-      aux["cons_head"] = dict(fresh.aux["cons_head"], params=prev.aux["cons_head"]["params"])
-    return fresh.replace(params=prev.params, batch_stats=prev.batch_stats, aux=aux)
 
   def model_state(self, state) -> ModelState:
     return ModelState(apply_fn=self.apply_model,
                       variables={"params": state.params, "batch_stats": state.batch_stats},
-                      aux={"ema": state.aux["ema"]},
+                      aux={"ema": SideModel.variables(state.aux["ema"])},
                       aux_apply=flax.core.FrozenDict({"ema": self.apply_model}))
 
   # --- the step ---------------------------------------------------------------------------
@@ -188,18 +162,14 @@ class TodEMA(Objective):
     state = state.apply_gradients(grads=g, batch_stats=stats)
     aux = dict(state.aux)
     if code:
-      cons = aux["cons_head"]
-      upd, opt = self.tx.update(g_head, cons["opt_state"], cons["params"])
-      aux["cons_head"] = {"params": optax.apply_updates(cons["params"], upd),
-                          "opt_state": opt}
+      aux["cons_head"] = self.side_models["cons_head"].update(aux["cons_head"], g_head)
     # Eq. 6 after the optimiser step; BatchNorm statistics of the EMA model come from its own
     # train-mode passes (the code averages `parameters()` only). The warm-up counts steps over
-    # the run (`ema_step`), as the code's global `iters`.
-    ema_step = state.aux["ema_step"] + 1
+    # the run (the EMA's `step`), as the code's global `iters`.
+    ema_step = ema["step"] + 1
     decay = ema_decay_at(ema_step, self.ema_decay, self.ema_warmup)
-    aux["ema"] = {"params": ema_update(ema["params"], state.params, decay),
-                  "batch_stats": t_stats}
-    aux["ema_step"] = ema_step
+    aux["ema"] = {"params": ema_lib.ema_update(ema["params"], state.params, decay),
+                  "batch_stats": t_stats, "step": ema_step}
     state = state.replace(aux=aux)
     acc = masked_mean((logits.argmax(-1) == y).astype(jnp.float32), mask)
     return state, {"loss": loss, "ce": ce, "unsup": unsup, "accuracy": acc}

@@ -6,80 +6,25 @@ latents from unlabeled ones while the encoder learns to fool it. The acquisition
 queries the points S rates least likely to be labeled.
 
 Each jitted step follows the official solver's iteration: one task step, `num_vae_steps`
-VAE steps, `num_adv_steps` sampler steps (1 : 2 : 1). The VAE and sampler live in
-`state.aux` with their own Adam optimisers. Helpers shared with ARAL live here too.
+VAE steps, `num_adv_steps` sampler steps (1 : 2 : 1). The VAE and sampler are side models
+(`al_jax.objectives.side`) in `state.aux` with their own Adam optimisers at constant rates;
+a warm start keeps their weights. The loss terms shared with ARAL are in
+`al_jax.objectives.losses`.
 """
 
-from typing import Any, Dict, Sequence
+from typing import Sequence
 
 import flax
 import jax
 import jax.numpy as jnp
-import ml_collections
-import optax
 
-from al_jax import ALError, optim
+from al_jax import ALError
 from al_jax.models import generative as gen_lib
-from al_jax.objectives.base import OBJECTIVES, Objective, cross_entropy, masked_mean
+from al_jax.objectives.base import OBJECTIVES, Objective, as_tuple, cross_entropy, masked_mean
+from al_jax.objectives.losses import (KL_REDUCTIONS, bce_logits, gaussian_kl, mse,
+                                      reduce_batch)
+from al_jax.objectives.side import SideModel, adam, apply_train
 from al_jax.state import ModelState
-
-
-# --- losses shared with ARAL -------------------------------------------------------------
-def bce_logits(logits: jnp.ndarray, target: float) -> jnp.ndarray:
-  """Per-sample −[t log σ(l) + (1−t) log(1−σ(l))] (PyTorch's BCELoss on S's sigmoid output)."""
-  return optax.sigmoid_binary_cross_entropy(logits, jnp.full_like(logits, target))
-
-
-def gaussian_kl(mu: jnp.ndarray, logvar: jnp.ndarray) -> jnp.ndarray:
-  """Per-sample KL(N(μ, σ²) ‖ N(0, I)), summed over latent dimensions."""
-  return -0.5 * jnp.sum(1.0 + logvar - mu ** 2 - jnp.exp(logvar), -1)
-
-
-KL_REDUCTIONS = ("mean", "sum")
-
-
-def reduce_batch(v: jnp.ndarray, mask=None, reduction: str = "mean") -> jnp.ndarray:
-  """Per-sample values → a batch mean or a batch sum (padding masked out either way)."""
-  if reduction == "sum":
-    return jnp.sum(v) if mask is None else jnp.sum(v * mask)
-  return jnp.mean(v) if mask is None else masked_mean(v, mask)
-
-
-def mse(a: jnp.ndarray, b: jnp.ndarray) -> jnp.ndarray:
-  """Per-sample mean squared error over pixels (PyTorch's MSELoss per sample)."""
-  return jnp.mean((a - b) ** 2, axis=tuple(range(1, a.ndim)))
-
-
-# --- side models: a module's variables + its optimiser state in `state.aux` ---------------
-def adam(lr: float, b1: float = 0.9, b2: float = 0.999) -> optax.GradientTransformation:
-  """Adam with an injectable learning rate (same factory as the classifier's optimiser)."""
-  return optim.make_optimizer(ml_collections.ConfigDict(
-      {"name": "adam", "lr": float(lr), "b1": float(b1), "b2": float(b2)}))
-
-
-def init_side(variables: Dict[str, Any], tx: optax.GradientTransformation) -> Dict[str, Any]:
-  params = variables["params"]
-  return {"params": params, "batch_stats": variables.get("batch_stats", {}),
-          "opt_state": tx.init(params)}
-
-
-def update_side(side: Dict[str, Any], grads, tx: optax.GradientTransformation,
-                batch_stats=None) -> Dict[str, Any]:
-  updates, opt_state = tx.update(grads, side["opt_state"], side["params"])
-  return {"params": optax.apply_updates(side["params"], updates),
-          "batch_stats": side["batch_stats"] if batch_stats is None else batch_stats,
-          "opt_state": opt_state}
-
-
-def apply_train(module, params, batch_stats, *args, **kwargs):
-  """Train-mode forward threading BatchNorm statistics: returns (output, new batch_stats)."""
-  out, upd = module.apply({"params": params, "batch_stats": batch_stats}, *args, train=True,
-                          mutable=["batch_stats"], **kwargs)
-  return out, upd.get("batch_stats", batch_stats)
-
-
-def as_tuple(v) -> tuple:
-  return tuple(v) if isinstance(v, (list, tuple)) else (v,)
 
 
 @OBJECTIVES.register("vaal")
@@ -121,7 +66,7 @@ class VAAL(Objective):
     self.vae_kernel, self.beta, self.adv = int(vae_kernel), float(beta), float(adversary_param)
     self.num_vae_steps, self.num_adv_steps = int(num_vae_steps), int(num_adv_steps)
     self.sampler = gen_lib.Sampler(as_tuple(sampler_hidden))
-    self.tx_vae, self.tx_smp = adam(vae_lr), adam(sampler_lr)
+    self.side_models = {"vae": SideModel(adam(vae_lr)), "sampler": SideModel(adam(sampler_lr))}
     self.vae = None  # built in `init`, when the image shape is known
     self._jit_init_aux = jax.jit(self._init_aux)
 
@@ -136,13 +81,8 @@ class VAAL(Objective):
     k_vae, k_smp = jax.random.split(jax.random.fold_in(rng, 1))
     vae_vars = self.vae.init(k_vae, x, k_vae)
     smp_vars = self.sampler.init(k_smp, jnp.zeros((1, self.latent_dim)))
-    return {"vae": init_side(vae_vars, self.tx_vae), "sampler": init_side(smp_vars, self.tx_smp)}
-
-  def warm_start(self, prev, fresh):
-    """Keeps the classifier, VAE and sampler weights with fresh optimiser states."""
-    aux = {k: dict(fresh.aux[k], params=prev.aux[k]["params"],
-                   batch_stats=prev.aux[k]["batch_stats"]) for k in fresh.aux}
-    return super().warm_start(prev, fresh).replace(aux=aux)
+    return {"vae": self.side_models["vae"].init(vae_vars),
+            "sampler": self.side_models["sampler"].init(smp_vars)}
 
   # --- side-model apply functions (exposed to acquisitions through ModelState.aux_apply) ---
   def vae_mean(self, variables, x, train: bool = False):
@@ -159,8 +99,7 @@ class VAAL(Objective):
     return self.sampler.apply(variables, z)
 
   def model_state(self, state):
-    aux = {"vae": {"params": state.aux["vae"]["params"],
-                   "batch_stats": state.aux["vae"]["batch_stats"]},
+    aux = {"vae": SideModel.variables(state.aux["vae"]),
            "sampler": {"params": state.aux["sampler"]["params"]}}
     return ModelState(apply_fn=self.apply_model,
                       variables={"params": state.params, "batch_stats": state.batch_stats},
@@ -207,7 +146,7 @@ class VAAL(Objective):
       vae, _ = carry
       (loss, (bs, trd, adv)), g = jax.value_and_grad(vae_loss, has_aux=True)(
           vae["params"], vae["batch_stats"], jax.random.fold_in(k_vae, i))
-      return update_side(vae, g, self.tx_vae, bs), jnp.stack([loss, trd, adv])
+      return self.side_models["vae"].update(vae, g, bs), jnp.stack([loss, trd, adv])
 
     # Unrolled (num_vae_steps is a small static count, 2 in the official solver): inside a
     # `lax.fori_loop` body XLA:CPU ran the VAE's convolutions 6.6× slower (fashion_mnist cpu
@@ -234,7 +173,7 @@ class VAAL(Objective):
     def smp_step(_, carry):
       smp, _ = carry
       loss, g = jax.value_and_grad(smp_loss)(smp["params"])
-      return update_side(smp, g, self.tx_smp), loss
+      return self.side_models["sampler"].update(smp, g), loss
 
     smp, loss_smp = jax.lax.fori_loop(0, self.num_adv_steps, smp_step, (smp, jnp.zeros(())))
 
