@@ -26,6 +26,7 @@ import flax
 import jax
 import jax.numpy as jnp
 import ml_collections
+import optax
 
 from al_jax import ALError
 from al_jax import numerics, optim
