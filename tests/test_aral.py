@@ -30,7 +30,7 @@ def _index_images(n):
 def _fake_state(kind, table):
   """A ModelState whose encoder decodes each image's index and whose sampler logit is table[i]."""
   decode = lambda x: jnp.round(x[:, 0, 0, 0] * 255) * 256 + jnp.round(x[:, 0, 1, 0] * 255)
-  enc = lambda v, x, *y: decode(x)[:, None]          # "latent" = the sample's own index
+  enc = lambda v, x, *y, **kw: decode(x)[:, None]  # "latent" = the sample's own index
   smp = lambda v, z: v["table"][z[:, 0].astype(jnp.int32)]
   side = "encoder" if kind == "aral_sampler" else "vae"
   return ModelState(apply_fn=lambda v, x, **kw: (jnp.zeros((x.shape[0], 3)), {}), variables={},
@@ -48,7 +48,9 @@ def test_selected_indices_are_the_lowest_sampler_scores(kind):
   state = _fake_state(kind, table)
   x_all = jnp.asarray(_index_images(n))
   prep = Preprocess(mean=(0.0,), std=(1.0,))
-  acq = acq_lib.ACQUISITIONS.get(kind)()
+  # VAAL's per-point (inference-mode) scores; its default train-mode scoring batches the pool
+  # (tests/test_generative_ssl_behaviour.py).
+  acq = acq_lib.ACQUISITIONS.get(kind)(**({"vae_train_mode": False} if kind == "vaal" else {}))
   unl = pool.unlabeled
   # Chunks of 64 over 640 candidates (and a padded last chunk with subset=333).
   out = acq_lib.acquire(acq, state, x_all, pool, 1, jax.random.PRNGKey(0), prep, chunk_size=64)

@@ -178,13 +178,13 @@ def test_subset_candidates_and_labeled_points_are_respected_without_recompiling(
   acq = ACQUISITIONS.get("badge")()
   out = acquire(acq, ctx.state, ctx.x_all, pool, 6, jax.random.PRNGKey(0), _PREP,
                 chunk_size=16, subset=30)
-  assert len(out["candidates"]) == 30
-  assert np.isin(out["indices"], out["candidates"]).all()
-  assert not np.isin(out["indices"], pool.labeled).any()
+  assert len(out.candidates) == 30
+  assert np.isin(out.indices, out.candidates).all()
+  assert not np.isin(out.indices, pool.labeled).any()
   # Two cycles without a subset: 110 then 104 candidates pad to the same 112 rows, so the
   # seeding step is not compiled again.
   out = acquire(acq, ctx.state, ctx.x_all, pool, 6, jax.random.PRNGKey(1), _PREP, chunk_size=16)
   compiled = badge_lib._seed_step._cache_size()
-  acquire(acq, ctx.state, ctx.x_all, pool.label(out["indices"]), 6, jax.random.PRNGKey(2), _PREP,
+  acquire(acq, ctx.state, ctx.x_all, pool.label(out.indices), 6, jax.random.PRNGKey(2), _PREP,
           chunk_size=16)
   assert badge_lib._seed_step._cache_size() == compiled

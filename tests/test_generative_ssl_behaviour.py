@@ -405,7 +405,7 @@ def test_vaal_scores_with_train_mode_batch_statistics_by_default():
   rng = jax.random.PRNGKey(7)
   got = acquire(train_acq, mstate, learner.x_dev, pool, 10, rng, learner.prep, chunk_size=64)
   s2, o2 = train_acq.train_mode_scores(ctx, jax.random.split(rng)[1])
-  np.testing.assert_array_equal(got["indices"], top_k(s2, o2, 10))
+  np.testing.assert_array_equal(got.indices, top_k(s2, o2, 10))
   ev = acquire(eval_acq, mstate, learner.x_dev, pool, 10, rng, learner.prep, chunk_size=64)
-  assert ev["scores"] is not None and not np.array_equal(np.sort(ev["indices"]),
-                                                         np.sort(got["indices"]))
+  assert ev.scores is not None and not np.array_equal(np.sort(ev.indices),
+                                                         np.sort(got.indices))
