@@ -363,3 +363,15 @@ def test_config_crop_and_flip_reach_preprocess():
   # The dataset's default (digits: 1-pixel crops, no flips) moves some images.
   got, plain = views("random")
   assert not np.all(got == plain)
+
+
+# --- PT4AL ------------------------------------------------------------------------------------
+def test_pt4al_scores_least_confidence():
+  """PT4AL samples within a batch by top-1 confidence, the least confident first: its score is
+  1 − max p (fixed logits, exact values)."""
+  from al_jax.acquisition import pt4al
+  from al_jax.state import ModelState
+  logits = jnp.log(jnp.array([[0.5, 0.5, 1e-12], [1.0, 1e-12, 1e-12], [0.6, 0.3, 0.1]]))
+  fake = ModelState(apply_fn=lambda v, x, **kw: (logits, {}), variables={})
+  np.testing.assert_allclose(pt4al._least_confidence(fake, jnp.zeros((3, 1)), None),
+                             [0.5, 0.0, 0.4], atol=1e-5)
