@@ -386,7 +386,7 @@ MUTANTS = [
     Mutant("aral_d_gan_fake_target", _OBJ + "aral.py",
            "+ jnp.mean(jax.nn.softplus(d_g)))",
            "+ jnp.mean(jax.nn.softplus(-d_g)))",
-           (_GEN + "test_aral_one_d_step_raises_and_one_eg_step_lowers_the_real_fake_gap",),
+           (_PIN + "test_aral_d_step_calls_generated_pairs_fake",),
            "Eq. 8: D calls generated pairs fake, −log(1 − D)"),
     Mutant("aral_d_cls_wrong_labels", _OBJ + "aral.py",
            'cls = ce_l + jnp.mean(cross_entropy(logits_g, jnp.argmax(b["y_q"], -1)))',

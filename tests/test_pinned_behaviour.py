@@ -375,3 +375,18 @@ def test_pt4al_scores_least_confidence():
   fake = ModelState(apply_fn=lambda v, x, **kw: (logits, {}), variables={})
   np.testing.assert_allclose(pt4al._least_confidence(fake, jnp.zeros((3, 1)), None),
                              [0.5, 0.0, 0.4], atol=1e-5)
+
+
+def test_aral_d_step_calls_generated_pairs_fake():
+  """Eq. 8's −log(1 − D(G(z, y), z, y)): one D step (GAN terms only) lowers D's logit on
+  generated pairs (the real-vs-fake gap alone also rises when D calls everything real)."""
+  _, obj, state, b = _aral(**{"objective_kwargs.lambda_cls": 0.0})
+
+  def fake_logit(st):
+    xs, zs, ys = obj.d_inputs(st, b)
+    d_g = obj._disc(st.params, st.batch_stats, xs, zs, ys, b["keys"][11])[0][2][1]
+    return float(jnp.mean(d_g))
+
+  before = fake_logit(state)
+  after = fake_logit(jax.jit(obj.d_phase)(state, b)[0])
+  assert after < before - 1e-4, (before, after)
