@@ -296,8 +296,8 @@ def test_vaal_kl_is_summed_over_the_batch():
   two = lambda d: {k: jnp.concatenate([v, v]) for k, v in d.items()}
   _, m2 = step(_copy(state), two(lab), two(unl), jax.random.PRNGKey(1))
   t1, t2 = float(m1["vae_transductive"]), float(m2["vae_transductive"])
-  # Sum: t2 − t1 ≈ the KL part of t1 (most of it at init); mean: t2 ≈ t1.
-  assert t2 - t1 > 0.2 * t1, (t1, t2)
+  # Sum: t2 − t1 ≈ the KL part of t1 (most of it at init: 332 → 661); mean: t2 ≈ t1 (23.35).
+  assert t2 - t1 > 0.5 * t1, (t1, t2)
 
 
 # --- ARAL -------------------------------------------------------------------------------------
