@@ -152,3 +152,12 @@ def test_print_config_shows_the_resolved_settings_and_their_sources():
          "(fraction × train.epochs)" in lines
   assert "train.batch_size = 32" in lines
   assert "test accuracy" not in r.stdout and "done |" not in r.stdout
+
+
+def test_the_crtcl_protocol_continues_every_members_model():
+  """CrtCl §IV-A follows TOD's code for all settings: every method of its comparison keeps its
+  model across cycles (not only TOD and LL4AL), at cpu and paper scale."""
+  from experiments.configs.protocols import PROTOCOLS
+  for method in PROTOCOLS["crtcl"].methods:
+    for preset, dataset in (("cpu", "digits"), ("paper", "cifar10")):
+      assert resolve(method, dataset, preset, "crtcl").config.train.warm_start, (method, preset)
