@@ -239,8 +239,22 @@ class ActiveLearner:
   def train(self, cycle: int, pool: Pool, prev_state=None, trial: int = 0):
     return self.trainer.train(cycle, pool, prev_state, trial)
 
+  def initial_trial_pools(self, pool: Pool) -> List[Pool]:
+    """The pool of each initial-model trial: CRC §4.1 "the initial pool of labeled instances
+    significantly affected [the results] … we randomly sampled Q₀ images from each class … and
+    used the model that attained median performance across 5 and 3 trials" — each trial
+    draws its own pool (`train.initial_trials_redraw="pool"`, default); "init" keeps one pool
+    and re-draws only the initialisation and batch order. Trial 0 is the shared pool."""
+    trials = int(self.config.train.get("initial_trials", 1))
+    if self.config.train.get("initial_trials_redraw", "pool") == "init":
+      return [pool] * trials
+    return [pool] + [self.selector.initial_pool(trial=t) for t in range(1, trials)]
+
   def train_initial(self, pool: Pool):
-    return self.trainer.train_initial(pool)
+    """(state, validation accuracies, the picked trial's pool) of cycle 0's trials."""
+    pools = self.initial_trial_pools(pool)
+    state, accs, pick = self.trainer.train_initial(pools)
+    return state, accs, pools[pick]
 
   def evaluate(self, state, x: np.ndarray, y: np.ndarray) -> Dict[str, float]:
     return self.trainer.evaluate(state, x, y)
@@ -289,7 +303,8 @@ class ActiveLearner:
     t0 = time.time()
     trial_accs = None
     if cycle == 0 and cfg.train.get("initial_trials", 1) > 1:
-      state, trial_accs = self.train_initial(pool)
+      # The median trial's pool becomes the run's pool (its cycle-0 labeled set).
+      state, trial_accs, pool = self.train_initial(pool)
     else:
       state = self.train(cycle, pool, prev_state)
     jax.block_until_ready(state)

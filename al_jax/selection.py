@@ -16,6 +16,7 @@ from al_jax import diagnostics as diag_lib
 from al_jax import progress as progress_lib
 from al_jax.acquisition import Selection
 from al_jax.data import Pool
+from al_jax.training import _TRIAL
 
 if TYPE_CHECKING:
   from al_jax.loop import ActiveLearner
@@ -61,9 +62,10 @@ class Selector:
     """The acquisition key of a cycle's query."""
     return jax.random.fold_in(self.k_acq, cycle)
 
-  def initial_pool(self) -> Pool:
+  def initial_pool(self, trial: int = 0) -> Pool:
     """Depends only on (seed, dataset, size): every method of a study shares it (paired design),
-    unless the acquisition defines its own (PT4AL's first pretext batch)."""
+    unless the acquisition defines its own (PT4AL's first pretext batch). `trial` > 0 draws
+    another one from its own stream (CRC §4.1's initial-pool trials)."""
     cfg, data = self.config, self.data
     al = cfg.al
     if al.get("full_labels", False):
@@ -79,8 +81,8 @@ class Selector:
         raise ALError(f"acquisition {cfg.acquisition!r} chooses its own initial pool; "
                       "set al.class_balanced=False")
       return Pool(data.y_train, np.sort(np.asarray(own, np.int64)))
-    return Pool.initial(data.y_train, al.initial,
-                        np.random.default_rng([cfg.seed, _INITIAL]),
+    stream = [cfg.seed, _INITIAL] + ([_TRIAL + trial] if trial else [])
+    return Pool.initial(data.y_train, al.initial, np.random.default_rng(stream),
                         class_balanced=al.class_balanced, num_classes=data.dataset.num_classes)
 
   def select(self, cycle: int, state, pool: Pool, prev_variables=None) -> Selection:

@@ -10,7 +10,7 @@ purpose and never fold the step themselves.
 """
 
 import math
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import jax
 import jax.numpy as jnp
@@ -200,19 +200,19 @@ class Trainer:
       state = best[1]
     return state
 
-  def train_initial(self, pool: Pool):
-    """CRC §4.1: cycle 0 trains `train.initial_trials` models (initialisations and batch
-    orders) and keeps the one of median validation accuracy (ties: the lower trial)."""
-    trials = int(self.config.train.get("initial_trials", 1))
+  def train_initial(self, pools: Sequence[Pool]):
+    """CRC §4.1: cycle 0 trains one model per trial — on `pools[t]` with trial t's
+    initialisation and batch order — and keeps the one of median validation accuracy (ties:
+    the lower trial). Returns (state, validation accuracies, the picked trial)."""
     states, accs = [], []
-    for t in range(trials):
+    for t, pool in enumerate(pools):
       states.append(self.train(0, pool, None, trial=t))
       accs.append(self.evaluate(states[-1], self.data.x_val, self.data.y_val)["accuracy"])
-    order = np.lexsort((np.arange(trials), accs))
-    pick = int(order[(trials - 1) // 2])
+    order = np.lexsort((np.arange(len(pools)), accs))
+    pick = int(order[(len(pools) - 1) // 2])
     self.log(f"cycle 1/{self.config.al.cycles} | initial-model trials: validation accuracy "
              + ", ".join(f"{a:.4f}" for a in accs) + f"; median: trial {pick + 1}")
-    return states[pick], accs
+    return states[pick], accs, pick
 
   # --- evaluation ------------------------------------------------------------------------
   def evaluate(self, state, x: np.ndarray, y: np.ndarray) -> Dict[str, float]:

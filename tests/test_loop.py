@@ -248,12 +248,22 @@ def test_initial_trials_keep_the_median_model_on_validation():
                                  "train.initial_trials": 3, "train.epochs": 1})
   learner = loop.ActiveLearner(cfg, log=lambda s: None)
   pool = learner.initial_pool()
-  state, accs = learner.train_initial(pool)
+  state, accs, picked = learner.train_initial(pool)
   assert len(accs) == 3 and len(set(accs)) > 1  # the trials differ
   got = learner.evaluate(state, learner.x_val, learner.y_val)["accuracy"]
   assert got == sorted(accs)[1]
+  # Each trial draws its own initial pool (trial 0 keeps the shared one); the median trial's
+  # pool is the run's cycle-0 labeled set.
+  pools = learner.initial_trial_pools(pool)
+  assert np.array_equal(pools[0].labeled, pool.labeled)
+  assert len({tuple(p.labeled) for p in pools}) == 3
+  assert np.array_equal(picked.labeled, pools[accs.index(sorted(accs)[1])].labeled)
   rows = loop.ActiveLearner(cfg, log=lambda s: None).run()
   assert rows[0]["initial_trials_val_accuracy"] == [round(a, 6) for a in accs]
+  # The other reading: one pool, other initialisations and batch orders.
+  cfg.train.initial_trials_redraw = "init"
+  same = loop.ActiveLearner(cfg, log=lambda s: None)
+  assert all(np.array_equal(p.labeled, pool.labeled) for p in same.initial_trial_pools(pool))
   cfg.al.val_size = 0
   with pytest.raises(ALError, match="val_size"):
     loop.ActiveLearner(cfg, log=lambda s: None)

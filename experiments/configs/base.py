@@ -39,6 +39,8 @@ def get_config() -> ml_collections.ConfigDict:
   c.train.early_stopping = False  # pick the best epoch on the validation split
   c.train.early_stopping_patience = 0  # stop after this many epochs without improvement (0: never)
   c.train.initial_trials = 1     # cycle 0: train this many models, keep the median on validation
+  c.train.initial_trials_redraw = "pool"  # each trial draws its own initial pool ("pool", CRC
+                                 # §4.1) or only another init and batch order ("init")
 
   c.model = ml_collections.ConfigDict()
   c.model.name = "small_cnn"

@@ -119,7 +119,7 @@ BASE: Dict[str, Any] = {
     "train.epochs": POS_INT, "train.batch_size": POS_INT, "train.unlabeled_batch_size": POS_INT,
     "train.min_steps_per_epoch": NONNEG_INT, "train.crop_pad": _int(-1),
     "train.flip": OneOf(("dataset", "on", "off")), "train.early_stopping_patience": NONNEG_INT,
-    "train.initial_trials": POS_INT,
+    "train.initial_trials": POS_INT, "train.initial_trials_redraw": OneOf(("pool", "init")),
     "optim.name": OneOf(("adam", "adamw", "sgd")), "optim.lr": POS, "optim.momentum": DECAY,
     "optim.b1": DECAY, "optim.b2": DECAY, "optim.weight_decay": NONNEG,
     "optim.grad_clip": NONNEG, "optim.schedule": OneOf(("constant", "step", "cosine")),
