@@ -16,7 +16,7 @@ from al_jax import diagnostics as diag_lib
 from al_jax import progress as progress_lib
 from al_jax.acquisition import Selection
 from al_jax.data import Pool
-from al_jax.training import _TRIAL
+from al_jax.training import TRIAL_STREAM
 
 if TYPE_CHECKING:
   from al_jax.loop import ActiveLearner
@@ -81,7 +81,7 @@ class Selector:
         raise ALError(f"acquisition {cfg.acquisition!r} chooses its own initial pool; "
                       "set al.class_balanced=False")
       return Pool(data.y_train, np.sort(np.asarray(own, np.int64)))
-    stream = [cfg.seed, _INITIAL] + ([_TRIAL + trial] if trial else [])
+    stream = [cfg.seed, _INITIAL] + ([TRIAL_STREAM + trial] if trial else [])
     return Pool.initial(data.y_train, al.initial, np.random.default_rng(stream),
                         class_balanced=al.class_balanced, num_classes=data.dataset.num_classes)
 

@@ -26,7 +26,7 @@ from al_jax.data import Pool
 # batches of labeled / unlabeled data.
 _LABELED, _UNLABELED = 1, 2
 # Fold-in constant of the extra initial-model trials' keys (trial 0 keeps the cycle's keys).
-_TRIAL = 1009
+TRIAL_STREAM = 1009
 
 
 def epoch_batches(n_labeled: int, batch_size: int, min_steps: int,
@@ -103,9 +103,9 @@ class Trainer:
     k_init = jax.random.fold_in(self.k_init, cycle)
     k_train = jax.random.fold_in(self.k_train, cycle)
     if trial:
-      k_init = jax.random.fold_in(k_init, _TRIAL + trial)
-      k_train = jax.random.fold_in(k_train, _TRIAL + trial)
-    stream = [cycle] if not trial else [cycle, _TRIAL + trial]
+      k_init = jax.random.fold_in(k_init, TRIAL_STREAM + trial)
+      k_train = jax.random.fold_in(k_train, TRIAL_STREAM + trial)
+    stream = [cycle] if not trial else [cycle, TRIAL_STREAM + trial]
     self.epoch_means = []  # this training's per-epoch metric means (al_jax.health)
     state = self.objective.init(k_init, self.data.x_train[:1])
     if tr.warm_start and prev_state is not None:
