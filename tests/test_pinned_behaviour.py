@@ -53,8 +53,8 @@ def _tod_with_other_teacher(**overrides):
   obj = learner.objective
   state = obj.start_epoch(obj.init(jax.random.PRNGKey(0), learner.x_train[:1]), 0)
   other = obj.init(jax.random.PRNGKey(7), learner.x_train[:1])
-  state = state.replace(aux=dict(state.aux, ema={"params": other.params,
-                                                 "batch_stats": other.batch_stats}))
+  state = state.replace(aux=dict(state.aux, ema=dict(state.aux["ema"], params=other.params,
+                                                      batch_stats=other.batch_stats)))
   lab, unl = _batches(learner)
   return learner, obj, state, dict(lab, mask=jnp.zeros_like(lab["mask"])), unl
 
@@ -62,7 +62,9 @@ def _tod_with_other_teacher(**overrides):
 def _tod_eq7(obj, state, x_u):
   s = tod_lib.tod_output(_train_logits(obj, {"params": state.params,
                                              "batch_stats": state.batch_stats}, x_u), "softmax")
-  t = tod_lib.tod_output(_train_logits(obj, state.aux["ema"], x_u), "softmax")
+  ema = state.aux["ema"]
+  t = tod_lib.tod_output(_train_logits(obj, {"params": ema["params"],
+                                             "batch_stats": ema["batch_stats"]}, x_u), "softmax")
   return float(jnp.mean(jnp.sum((s - t) ** 2, -1)))
 
 
@@ -129,7 +131,8 @@ def test_loop_run_continues_the_model_across_cycles(method, monkeypatch):
   assert len(ends) == 2 and len(starts) == 2
   np.testing.assert_array_equal(_flat(starts[1].params), _flat(ends[0].params))
   if method != "ent_gradnorm":  # the loss module continues too
-    np.testing.assert_array_equal(_flat(starts[1].aux["params"]), _flat(ends[0].aux["params"]))
+    np.testing.assert_array_equal(_flat(starts[1].aux["loss_net"]["params"]),
+                                  _flat(ends[0].aux["loss_net"]["params"]))
 
 
 # --- CRC §3.3 ------------------------------------------------------------------------------
@@ -154,12 +157,17 @@ def _mt_consistency(obj, params, batch_stats, teacher, x_all, n_l):
   return float(jnp.mean(jnp.mean((s[n_l:] - t[n_l:]) ** 2, -1)))
 
 
+def _with_teacher(state, teacher_params):
+  """The state with Mean Teacher's teacher (its side-model entry) set to `teacher_params`."""
+  return state.replace(aux=dict(state.aux, teacher=dict(state.aux["teacher"],
+                                                        params=teacher_params)))
+
+
 def test_mean_teacher_consistency_weight_is_ramped_up():
   """Laine & Aila's ramp-up: at step 1 of R the weight is 8·exp(−5(1 − 1/R)²), not 8."""
   _, obj, state, lab, unl = _mt(**{"objective_kwargs.rampup_steps": 100,
                                    "objective_kwargs.consistency": 8.0})
-  state = state.replace(aux={"teacher_params": obj.init(jax.random.PRNGKey(7),
-                                                        lab["x"][:1]).params})
+  state = _with_teacher(state, obj.init(jax.random.PRNGKey(7), lab["x"][:1]).params)
   _, m = jax.jit(obj.train_step)(state, lab, unl, jax.random.PRNGKey(1))
   weight = (float(m["loss"]) - float(m["ce"])) / float(m["consistency"])
   np.testing.assert_allclose(weight, 8.0 * np.exp(-5.0 * (1 - 1 / 100) ** 2), rtol=1e-3)
@@ -169,10 +177,10 @@ def test_mean_teacher_ema_decay_is_capped_after_step_1():
   """decay = min(1 − 1/(t + 1), 0.95): at t = 100 the cap 0.95 holds (not 0.990)."""
   _, obj, state, lab, unl = _mt(**{"objective_kwargs.ema_decay": 0.95})
   state = state.replace(step=jnp.asarray(99, jnp.int32))
-  t0 = _copy(state.aux["teacher_params"])
+  t0 = _copy(state.aux["teacher"]["params"])
   new, _ = jax.jit(obj.train_step)(_copy(state), lab, unl, jax.random.PRNGKey(1))
   want = jax.tree_util.tree_map(lambda a, b: 0.95 * a + 0.05 * b, t0, new.params)
-  np.testing.assert_allclose(_flat(new.aux["teacher_params"]), _flat(want), rtol=1e-6,
+  np.testing.assert_allclose(_flat(new.aux["teacher"]["params"]), _flat(want), rtol=1e-6,
                              atol=1e-7)
 
 
@@ -183,7 +191,7 @@ def test_mean_teacher_consistency_is_the_softmax_mse():
   teacher = obj.init(jax.random.PRNGKey(7), lab["x"][:1]).params
   x_all = obj.prep.eval(jnp.concatenate([lab["x"], unl["x"]]))
   want = _mt_consistency(obj, state.params, state.batch_stats, teacher, x_all, 16)
-  _, m = jax.jit(obj.train_step)(state.replace(aux={"teacher_params": teacher}), lab, unl,
+  _, m = jax.jit(obj.train_step)(_with_teacher(state, teacher), lab, unl,
                                  jax.random.PRNGKey(1))
   np.testing.assert_allclose(float(m["consistency"]), want, rtol=1e-4)
   # Same weights for student and teacher: only independent augmentations separate them.
@@ -195,7 +203,7 @@ def test_mean_teacher_consistency_is_the_softmax_mse():
 def test_mean_teacher_consistency_pulls_the_student_to_the_teacher():
   _, obj, state, lab, unl = _mt(**{"objective_kwargs.rampup_steps": 0})
   teacher = obj.init(jax.random.PRNGKey(7), lab["x"][:1]).params
-  state = state.replace(aux={"teacher_params": teacher})
+  state = _with_teacher(state, teacher)
   lab = dict(lab, mask=jnp.zeros_like(lab["mask"]))  # consistency alone moves the student
   x_all = obj.prep.eval(jnp.concatenate([lab["x"], unl["x"]]))
   before = _mt_consistency(obj, state.params, state.batch_stats, teacher, x_all, 16)
@@ -259,13 +267,13 @@ def test_fixmatch_ema_averages_batchnorm_statistics(monkeypatch):
   """The early kekmodel version CRC used averages the BN statistics into the EMA model."""
   obj, state, lab, unl = _fixmatch(monkeypatch)
   assert obj.ema_batch_stats
-  old = _copy(state.aux["ema_batch_stats"])
+  old = _copy(state.aux["ema"]["batch_stats"])
   new, _ = jax.jit(obj.train_step)(_copy(state), lab, unl, jax.random.PRNGKey(1))
   d = obj.ema_decay
   want = jax.tree_util.tree_map(lambda e, s: d * e + (1 - d) * s, old, new.batch_stats)
-  np.testing.assert_allclose(_flat(new.aux["ema_batch_stats"]), _flat(want), rtol=1e-5,
+  np.testing.assert_allclose(_flat(new.aux["ema"]["batch_stats"]), _flat(want), rtol=1e-5,
                              atol=1e-7)
-  assert np.abs(_flat(new.aux["ema_batch_stats"]) - _flat(new.batch_stats)).max() > 1e-6
+  assert np.abs(_flat(new.aux["ema"]["batch_stats"]) - _flat(new.batch_stats)).max() > 1e-6
 
 
 def test_randaugment_magnitude_range_and_apply_probability(monkeypatch):
