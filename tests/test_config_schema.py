@@ -79,20 +79,41 @@ def test_the_table_covers_every_declaration():
       len([k for k in r if k not in MODELS.get(n).fixed]) for n, r in schema.MODELS.items())
 
 
+@pytest.fixture
+def main_cli(capsys):
+  """experiments.main's real command-line path, in this process: flags parsed by absl, the
+  config resolved and checked, `cli.fail` printing one line and exiting 2."""
+  import logging
+  from absl import flags
+  from experiments import main as main_lib
+
+  def run(*args):
+    flags.FLAGS.unparse_flags()
+    flags.FLAGS(["main", "--progress=off", *args])
+    try:
+      with pytest.raises(SystemExit) as e:
+        main_lib.main(["main"])
+    finally:
+      logging.getLogger("al_jax").handlers.clear()
+      flags.FLAGS.unparse_flags()
+    out = capsys.readouterr()
+    return e.value.code, out.err, out.out
+
+  return run
+
+
 @pytest.mark.parametrize("method,key,value", CASES, ids=[f"{k}={v!r}" for _, k, v in CASES])
-def test_an_out_of_range_value_is_one_line_naming_key_value_and_range(method, key, value):
-  overrides = [(key, value)]
+def test_an_out_of_range_value_exits_2_with_one_line_naming_key_value_and_range(
+    main_cli, method, key, value):
+  args = [f"--set={key}={value!r}"]
   if method.startswith("model:"):
-    overrides = [("model.name", method.split(":")[1]), (key, value)]
+    args = [f"--set=model.name={method.split(':')[1]}"] + args
     method = "random"
-  try:
-    resolve(method, "digits", "cpu", overrides=overrides)
-  except ALError as e:
-    msg = str(e)
-  else:
-    pytest.fail(f"{key}={value!r} was accepted")
-  assert "\n" not in msg
-  assert msg.startswith(f"{key}=") and "must be" in msg, msg
+  code, err, out = main_cli(f"--method={method}", *args)
+  assert code == 2 and out == ""
+  lines = err.strip().splitlines()
+  assert len(lines) == 1, err
+  assert lines[0].startswith(f"error: {key}=") and "must be" in lines[0], lines[0]
 
 
 def test_in_range_values_pass_and_checks_are_not_scattered():
