@@ -511,7 +511,7 @@ MUTANTS = [
     Mutant("fixmatch_k_default_later_version", _OBJ + "fixmatch.py",
            "cosine_7_16: bool = True, cosine_steps: int = -1,",
            "cosine_7_16: bool = True, cosine_steps: int = 2 ** 20,",
-           (_GEN + "test_fixmatch_cosine_horizon_readings_at_the_end_of_a_cycle",),
+           (_GEN + "test_fixmatch_default_horizon_is_the_early_kekmodel_version",),
            "CRC footnote 2: the early kekmodel version's K = epochs × iterations"),
     Mutant("vaal_scores_in_inference_mode", _ACQ + "adversarial.py",
            "def __init__(self, vae_train_mode: bool = True, batch_size: int = 128, **kwargs):",
