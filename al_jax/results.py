@@ -32,11 +32,14 @@ from al_jax.writes import write_errno, write_error, writing  # noqa: F401  (re-e
 class _OrbaxWriteFailureFilter(logging.Filter):
   """orbax logs a failed background write with its traceback (hundreds of lines, from each
   writer thread) before the failure reaches the run, which then reports it as one line
-  (`writing`): those log records are dropped; every other orbax record passes."""
+  (`writing`): those log records are dropped, and so is its warning when a resumed run
+  replaces the unfinished save of a killed one; every other orbax record passes."""
 
   def filter(self, record: logging.LogRecord) -> bool:
     if "orbax" not in (record.pathname or ""):
       return True
+    if "Removing existing directory since it is not finalized" in record.getMessage():
+      return False  # a resumed run replacing the save a kill interrupted: expected
     try:
       e = record.exc_info[1] if record.exc_info else Exception(record.getMessage())
     except Exception:  # pylint: disable=broad-except  (a malformed record: keep it)

@@ -1,6 +1,7 @@
 """Settings that cannot make sense are refused before any work, with one line naming the key,
 the value and the valid range (experiments/configs/schema.py)."""
 
+import json
 import os
 import subprocess
 import sys
@@ -79,37 +80,49 @@ def test_the_table_covers_every_declaration():
       len([k for k in r if k not in MODELS.get(n).fixed]) for n, r in schema.MODELS.items())
 
 
-@pytest.fixture
-def main_cli(capsys):
-  """experiments.main's real command-line path, in this process: flags parsed by absl, the
-  config resolved and checked, `cli.fail` printing one line and exiting 2."""
-  import logging
-  from absl import flags
-  from experiments import main as main_lib
-
-  def run(*args):
-    flags.FLAGS.unparse_flags()
-    flags.FLAGS(["main", "--progress=off", *args])
+# Runs experiments.main's real command-line path (absl flags, config resolution and checks,
+# `cli.fail`) once per case in one child process: each case's exit status and stderr.
+_DRIVER = r"""
+import contextlib, io, json, logging, sys
+from absl import flags
+from experiments import main as main_lib
+out = []
+for args in json.loads(sys.stdin.read()):
+  flags.FLAGS.unparse_flags()
+  flags.FLAGS(["main", "--progress=off", *args])
+  err = io.StringIO()
+  code = 0
+  with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()) as so:
     try:
-      with pytest.raises(SystemExit) as e:
-        main_lib.main(["main"])
-    finally:
-      logging.getLogger("al_jax").handlers.clear()
-      flags.FLAGS.unparse_flags()
-    out = capsys.readouterr()
-    return e.value.code, out.err, out.out
+      main_lib.main(["main"])
+    except SystemExit as e:
+      code = e.code
+  logging.getLogger("al_jax").handlers.clear()
+  out.append([code, err.getvalue(), so.getvalue()])
+print(json.dumps(out))
+"""
 
-  return run
+
+def _args(method, key, value):
+  args = [f"--set={key}={value!r}"]
+  if method.startswith("model:"):
+    return ["--method=random", f"--set=model.name={method.split(':')[1]}"] + args
+  return [f"--method={method}"] + args
+
+
+@pytest.fixture(scope="module")
+def cli_results():
+  cases = [_args(*c) for c in CASES]
+  r = subprocess.run([sys.executable, "-c", _DRIVER], input=json.dumps(cases), cwd=ROOT,
+                     capture_output=True, text=True, timeout=600)
+  assert r.returncode == 0, r.stderr[-3000:]
+  return dict(zip(map(tuple, cases), json.loads(r.stdout.strip().splitlines()[-1])))
 
 
 @pytest.mark.parametrize("method,key,value", CASES, ids=[f"{k}={v!r}" for _, k, v in CASES])
 def test_an_out_of_range_value_exits_2_with_one_line_naming_key_value_and_range(
-    main_cli, method, key, value):
-  args = [f"--set={key}={value!r}"]
-  if method.startswith("model:"):
-    args = [f"--set=model.name={method.split(':')[1]}"] + args
-    method = "random"
-  code, err, out = main_cli(f"--method={method}", *args)
+    cli_results, method, key, value):
+  code, err, out = cli_results[tuple(_args(method, key, value))]
   assert code == 2 and out == ""
   lines = err.strip().splitlines()
   assert len(lines) == 1, err

@@ -127,7 +127,11 @@ def test_study_sigkilled_three_times_then_resumed_matches_uninterrupted(tmp_path
     else:
       os.kill(p.pid, signal.SIGKILL)
     code = p.wait(timeout=600)
-    if how == "worker":  # the study reports its dead worker in one line and stops
+    if how == "worker" and code == 0:
+      # The killed worker had already delivered its last run and the others finished the
+      # study: nothing was lost, the resume below checks it.
+      print("the worker kill landed after its last run")
+    elif how == "worker":  # the study reports its dead worker in one line and stops
       err = p.stderr.read().strip().splitlines()
       assert code == 2 and err and err[-1].startswith("error: ") and (
           "died" in err[-1] or "did not finish" in err[-1]), err[-5:]
