@@ -22,7 +22,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Wall-clock fields differ between any two runs; everything else must not.
 _TIMING = ("train_seconds", "query_seconds", "score_seconds", "select_seconds")
 _METHODS = ("random", "entropy", "margin", "least_confidence", "confidence")
-_COMMON = ["--method=" + ",".join(_METHODS), "--seeds=0", "--dataset=digits", "--cycles=3",
+_COMMON = ["--method=" + ",".join(_METHODS), "--seeds=0", "--dataset=digits", "--cycles=4",
            "--initial=20", "--budget=10", "--epochs=2", "--workers=2", "--progress=off",
            "--set", "train.min_steps_per_epoch=1", "--set", "model.kwargs.widths=(8, 16)",
            "--set", "model.kwargs.hidden=32"]
@@ -99,27 +99,36 @@ def test_study_sigkilled_three_times_then_resumed_matches_uninterrupted(tmp_path
 
   wd = str(tmp_path / "killed")
   rng = random.Random(25)
-  # Random moments: once this invocation has finished 1 or 2 more of the study's 15
-  # cycles (so its workers are at work), a random fraction of a second into the next ones.
-  started = False
+  # Random moments: once this invocation has finished 1 or 2 more of the study's 20
+  # cycles (so its workers are at work), a random moment into the next ones.
+  started, kills = False, 0
   for how in ("group", "study", "worker"):
     base = _finished_cycles(wd)
     p = _start(wd, *(["--resume"] if started else []))
     started = True
     after = base + rng.randint(1, 2)
     deadline = time.time() + 600
-    while _finished_cycles(wd) < after:
-      assert p.poll() is None, f"the study ended before the {how} kill: {p.stderr.read()}"
+    while _finished_cycles(wd) < after and p.poll() is None:
       assert time.time() < deadline
       time.sleep(0.05)
-    time.sleep(rng.uniform(0.0, 1.0))
-    procs = _group(p.pid)
-    assert p.poll() is None, f"the study finished before the {how} kill: {p.stderr.read()}"
-    workers = sorted(pid for pid, cmd in procs.items()
-                     if pid != p.pid and "spawn_main" in cmd)
+    # A moment within the next cycle (a warm digits cycle takes ~0.1–1 s on 2 cores).
+    time.sleep(rng.uniform(0.0, 0.2))
+    workers = []
+    while p.poll() is None and not workers:  # between two members no worker may be alive
+      procs = _group(p.pid)
+      workers = sorted(pid for pid, cmd in procs.items()
+                       if pid != p.pid and "spawn_main" in cmd)
+      if not workers:
+        time.sleep(0.02)
+    if p.poll() is not None:
+      # On a fast machine with a warm compilation cache the study can finish first: nothing
+      # to kill this time, and the final resume checks that nothing was lost.
+      assert p.returncode == 0, p.stderr.read()[-3000:]
+      print(f"the study finished before the {how} kill")
+      continue
     print(f"kill {how} after {_finished_cycles(wd)} finished cycles "
           f"({len(workers)} workers alive)")
-    assert workers, procs  # the kill lands while members train
+    kills += 1
     if how == "group":
       os.killpg(p.pid, signal.SIGKILL)
     elif how == "worker":
@@ -140,7 +149,8 @@ def test_study_sigkilled_three_times_then_resumed_matches_uninterrupted(tmp_path
     _wait_group_gone(p.pid)  # the workers are gone (their workdir locks with them)
   p = _start(wd, "--resume")
   assert p.wait(timeout=600) == 0, p.stderr.read()[-3000:]
+  assert kills >= 2, kills  # the kills landed while the study ran
   got, want = _runs(wd), _runs(ref)
   for m in _METHODS:
     assert got[m] == want[m], m
-    assert len(got[m][0]) == 3
+    assert len(got[m][0]) == 4
