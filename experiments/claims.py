@@ -183,6 +183,42 @@ def decide(meas: Measurement) -> Tuple[str, List[Tuple[str, float, float, str]]]
   return overall, rows
 
 
+def p_value(meas: Measurement) -> Optional[float]:
+  """One-sided p-value of the claim's direction (Student t over seeds, H0: value on the wrong
+  side of the threshold or at it); for an "at every cycle" claim the largest over its parts
+  (intersection–union test: every part must reject). None for an exact claim or one that is
+  not measured."""
+  from scipy import stats
+  if meas.exact or why_not_measured(meas) is not None:
+    return None
+  values = np.asarray(meas.values, float).reshape(len(meas.values), -1)
+  out = 0.0
+  for j in range(values.shape[1]):
+    d = values[:, j] - meas.threshold
+    sd = d.std(ddof=1)
+    if sd == 0:
+      p = 0.0 if (d.mean() > 0) == meas.greater and d.mean() != 0 else 1.0
+    else:
+      t = d.mean() / (sd / math.sqrt(len(d)))
+      p = float(stats.t.sf(t if meas.greater else -t, len(d) - 1))
+    out = max(out, p)
+  return out
+
+
+def holm(pvalues: Dict[str, Optional[float]], alpha: float = 0.05) -> Dict[str, bool]:
+  """Holm–Bonferroni over the family: name → whether its claim survives at level `alpha`
+  (p_(i) ≤ α / (m − i + 1) for it and every smaller p). Claims without a p-value are not in
+  the family and do not survive."""
+  family = sorted((p, n) for n, p in pvalues.items() if p is not None)
+  m = len(family)
+  out = {n: False for n in pvalues}
+  for i, (p, n) in enumerate(family):
+    if p > alpha / (m - i):
+      break
+    out[n] = True
+  return out
+
+
 # --- statistics ----------------------------------------------------------------------------
 def _seeds(runs: Runs, *labels: str) -> List[int]:
   """Seeds every one of `labels` finished (the paired design: same seed, same pool)."""

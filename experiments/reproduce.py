@@ -191,10 +191,15 @@ def write_ledger(workdir: str, claims, configs, command: str, commit: str = "") 
            "hold** when it lies on the other side, and is **inconclusive** when it straddles "
            "the threshold; \"at every cycle\" claims need every cycle to hold; an exact claim "
            "must hold on every seed. Every member's learning curve, with the linear-probe "
-           "floor, is in [runs/report.md](runs/report.md).", "",
-           "| claim | paper | source | statement | setting | measured | verdict | health |",
-           "|---|---|---|---|---|---|---|---|"]
-  details, verdicts, flagged = [], {}, []
+           "floor, is in [runs/report.md](runs/report.md). The ledger decides many claims at "
+           "once: *p* is each claim's one-sided p-value (t over seeds; an \"at every cycle\" "
+           "claim takes its largest part's), and **Holm 5%** says whether its verdict survives "
+           "the Holm–Bonferroni correction over every claim of this ledger that has one.",
+           "HOLM_SUMMARY", "",
+           "| claim | paper | source | statement | setting | measured | verdict | p | "
+           "Holm 5% | health |",
+           "|---|---|---|---|---|---|---|---|---|---|"]
+  details, verdicts, flagged, pvalues = [], {}, [], {}
   for claim in claims:
     setting = _setting(claim, by_label)
     sick = _health(claim, runs)
@@ -205,14 +210,14 @@ def write_ledger(workdir: str, claims, configs, command: str, commit: str = "") 
     except (ValueError, FileNotFoundError) as e:
       verdicts[claim.name] = "not measured"
       lines.append(f"| {claim.name} | {claim.paper} | {claim.source} | {claim.statement} | "
-                   f"{setting} | not measured: {e} | not measured | {health} |")
+                   f"{setting} | not measured: {e} | not measured | – | – | {health} |")
       continue
     verdict, parts = claims_lib.decide(meas)
     verdicts[claim.name] = verdict
     if verdict == claims_lib.NOT_MEASURED:
       lines.append(f"| {claim.name} | {claim.paper} | {claim.source} | {claim.statement} | "
                    f"{setting} | not measured: {claims_lib.why_not_measured(meas)} | "
-                   f"not measured | {health} |")
+                   f"not measured | – | – | {health} |")
       # The members' curves are still shown: what was measured, without a verdict.
       plot_claim(claim, runs, meas, os.path.join(workdir, "claims", f"{claim.name}.png"))
       continue
@@ -227,8 +232,9 @@ def write_ledger(workdir: str, claims, configs, command: str, commit: str = "") 
              + ", ".join(f"{int(b)} of {q}" for b, q in zip(np.ravel(meas.values),
                                                         meas.checked))
              + " queried images (must be 0)")
+    pvalues[claim.name] = claims_lib.p_value(meas)
     lines.append(f"| {claim.name} | {claim.paper} | {claim.source} | {claim.statement} | "
-                 f"{setting} | {shown} | **{verdict}** | {health} |")
+                 f"{setting} | {shown} | **{verdict}** | P:{claim.name} | {health} |")
     png = f"{claim.name}.png"
     with writing(os.path.join(workdir, "claims", png)):
       plot_claim(claim, runs, meas, os.path.join(workdir, "claims", png))
@@ -248,6 +254,18 @@ def write_ledger(workdir: str, claims, configs, command: str, commit: str = "") 
       details.append(f"| {part} | {m:+.4f} | {ci} | {pv} | "
                      + ", ".join(f"{x:+.4f}" for x in v[:, j]) + " |")
     details += ["", f"![{claim.name}](claims/{png})", ""]
+  survives = claims_lib.holm(pvalues)
+  for i, line in enumerate(lines):
+    for name, p in pvalues.items():
+      if f"| P:{name} |" in line:
+        cell = (f"{p:.3g} | {'survives' if survives[name] else 'does not survive'}"
+                if p is not None else "– (exact) | –")
+        lines[i] = line.replace(f"P:{name}", cell)
+  held = [n for n, p in pvalues.items() if p is not None and verdicts.get(n) == claims_lib.HOLDS]
+  lines[lines.index("HOLM_SUMMARY")] = (
+      f"Family-wise (Holm 5%, {sum(p is not None for p in pvalues.values())} claims): "
+      + (", ".join(f"`{n}` {'survives' if survives[n] else 'does not survive'}" for n in held)
+         if held else "no claim holds per claim") + ".")
   lines += ["", "Health (al_jax/health.py): a member cycle whose training accuracy stayed at "
             "chance or whose side model's loss diverged is flagged; a claim decided on "
             "flagged cycles measures a failed training, not the method."]

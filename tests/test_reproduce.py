@@ -63,6 +63,27 @@ def test_no_verdict_without_data(meas, why):
   assert why in claims_lib.why_not_measured(meas)
 
 
+def test_holm_decides_the_family_on_crafted_p_values():
+  # Sorted 0.01 ≤ 0.05/3, then 0.03 > 0.05/2: Holm stops there, so only the first survives,
+  # although 0.03 and 0.04 are each below 0.05.
+  got = claims_lib.holm({"a": 0.03, "b": 0.01, "c": 0.04, "d": None})
+  assert got == {"a": False, "b": True, "c": False, "d": False}
+  assert claims_lib.holm({"a": 0.01, "b": 0.02}) == {"a": True, "b": True}  # 0.01 ≤ .025, .02 ≤ .05
+  assert claims_lib.holm({"a": 0.2}) == {"a": False}
+
+
+def test_p_value_is_one_sided_in_the_claimed_direction():
+  up = M(np.array([[0.10], [0.12], [0.11]]), ["all"], 0.0)
+  down = M(np.array([[0.10], [0.12], [0.11]]), ["all"], 0.0, greater=False)
+  assert claims_lib.p_value(up) < 0.01 and claims_lib.p_value(down) > 0.99
+  # "At every cycle": the largest part's p (a failing cycle keeps the claim from surviving).
+  every = M(np.array([[0.3, -0.1], [0.4, 0.1], [0.35, 0.0]]), ["c1", "c2"], 0.0)
+  assert claims_lib.p_value(every) > 0.3
+  assert claims_lib.p_value(M(np.zeros((3, 1)), ["q"], 0.0, exact=True,
+                              checked=[3, 3, 3])) is None
+  assert claims_lib.p_value(M(np.array([[0.5]]), ["all"], 0.0)) is None  # one seed
+
+
 def _fake_run(tmp_path, name, pools, acc, ece=None, pool_size=20):
   path = tmp_path / name
   (path / "pools").mkdir(parents=True)
@@ -147,6 +168,9 @@ def test_two_claim_ledger_on_synthetic_runs_resumes_and_writes(tmp_path):
   row = next(l for l in text.splitlines() if l.startswith("| tod_beats_random |"))
   assert "`tod`: small_cnn, adam 0.001" in row and "`random@tod`: small_cnn, adam 0.001" in row
   assert row.count("labels") >= 2 and row.count("warm start") == 2
+  # Each decided claim shows its one-sided p and whether it survives Holm over the ledger.
+  assert "Family-wise (Holm 5%, 2 claims)" in text
+  assert ("survives |" in row) or ("does not survive |" in row)
   # Paired design: both members of a seed start from the same labeled images.
   pool = lambda m, s: np.load(os.path.join(wd, "runs", m, f"seed_{s}", "pools", "cycle_0.npy"))
   np.testing.assert_array_equal(pool("tod", 0), pool("random@tod", 0))
