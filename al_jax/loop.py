@@ -316,6 +316,7 @@ class ActiveLearner:
     t1 = time.time()
     selected = np.zeros(0, np.int64)
     score_s = select_s = 0.0
+    sel_info = {}
     if prev_state is None and self.acquisition.needs_previous:
       # TOD §4.2: in the first cycle the previous model is the untrained initial one
       # (re-derived from the cycle's init key, so resume gives the same model).
@@ -324,6 +325,7 @@ class ActiveLearner:
     if cycle + 1 < cfg.al.cycles:
       sel = self.select(cycle, state, pool, prev_vars)
       selected, score_s, select_s = sel.indices, sel.score_seconds, sel.select_seconds
+      sel_info = sel.info
     query_s = time.time() - t1
     if cfg.get("diagnostics"):
       self.diagnostics[cycle] = report = self.diagnose(cycle, state, pool, prev_vars)
@@ -333,7 +335,7 @@ class ActiveLearner:
     row = result_row(cfg, cycle, pool, test, train_s, query_s, score_s, select_s, len(selected),
                      self.compiles, trial_accs,
                      health_lib.flags(self.trainer.epoch_means, self.data.dataset.num_classes,
-                                      pool.num_labeled))
+                                      pool.num_labeled), sel_info)
     if row["health"]:
       self.log(f"cycle {cycle + 1}/{cfg.al.cycles} health: {', '.join(row['health'])}")
     rows.append(row)

@@ -120,7 +120,8 @@ class Recorder:
 def result_row(config, cycle: int, pool: Pool, test: Dict[str, float], train_s: float,
                query_s: float, score_s: float, select_s: float, num_selected: int,
                compiles: int, trial_accs: Optional[List[float]] = None,
-               health: Sequence[str] = ()) -> Dict[str, Any]:
+               health: Sequence[str] = (),
+               selection_info: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
   """One `results.jsonl` row (its keys and order are the results format)."""
   cfg = config
   row = {"method": cfg.method, "objective": cfg.objective, "acquisition": cfg.acquisition,
@@ -132,6 +133,9 @@ def result_row(config, cycle: int, pool: Pool, test: Dict[str, float], train_s: 
          "num_selected": int(num_selected), "compiles": compiles,
          # al_jax.health: training at chance, a side model's loss diverged.
          "health": list(health)}
+  if selection_info:
+    # What the selector measured while choosing this cycle's query (Selection.info).
+    row["selection"] = dict(selection_info)
   if trial_accs is not None:
     row["initial_trials_val_accuracy"] = [round(a, 6) for a in trial_accs]
   return row

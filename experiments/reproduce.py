@@ -118,13 +118,15 @@ def _describe(c) -> str:
           f"epochs × ≥ {c.train.min_steps_per_epoch} steps, {warm}")
 
 
-def plot_claim(claim, runs, meas, path: str) -> None:
-  """The members' accuracy curves, or the claim's statistic per part (cycle)."""
+def plot_claim(claim, runs, meas, path: str, floors=None) -> None:
+  """The members' accuracy curves (with the linear-probe floor at their label counts), or
+  the claim's statistic per part (cycle)."""
   import matplotlib
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
   fig, ax = plt.subplots(figsize=(6.0, 4.0), dpi=110)
-  if claim.plot == "accuracy":
+  if claim.plot == "accuracy" or meas is None:
+    shown = set()
     for m in claim.members:
       seeds = sorted(runs.get(m.label, {}))
       if not seeds:
@@ -132,11 +134,16 @@ def plot_claim(claim, runs, meas, path: str) -> None:
       k = min(len(runs[m.label][s].rows) for s in seeds)
       acc = np.array([runs[m.label][s].column("test_accuracy")[:k] for s in seeds])
       lab = runs[m.label][seeds[0]].labels[:k]
+      shown.update(int(n) for n in lab)
       line, = ax.plot(lab, acc.mean(0), marker="o", ms=3, label=f"{m.label} (n={len(seeds)})")
       if len(seeds) > 1:
         sd = acc.std(0, ddof=1)
         ax.fill_between(lab, acc.mean(0) - sd, acc.mean(0) + sd, color=line.get_color(),
                         alpha=0.2)
+    n = sorted(x for x in shown if floors and x in floors)
+    if n:
+      ax.plot(n, [np.mean(floors[x]) for x in n], "k--", lw=1, marker="x", ms=4,
+              label="linear probe (same label count)")
     ax.set_xlabel("number of labeled training images")
     ax.set_ylabel("test accuracy")
   else:
@@ -168,8 +175,59 @@ def _commit() -> str:
     return "unknown (not a git checkout)"
 
 
-def write_ledger(workdir: str, claims, configs, command: str, commit: str = "") -> Dict:
-  """Decides every claim on the finished runs and writes REPRODUCTION.md; returns verdicts."""
+EXPLORATORY_BELOW = 5  # fewer seeds: the ledger is labelled exploratory
+
+
+def ledger_floors(workdir: str, runs, configs) -> Dict:
+  """{label count: probe accuracy per seed} at every label count of the finished runs
+  (cached in W/claims/floors.json), or {} where the probe cannot run (e.g. no data)."""
+  from experiments import floors as floors_lib
+  labels = sorted({int(r["num_labeled"]) for seeds in runs.values() for run in seeds.values()
+                   for r in run.rows})
+  if not labels:
+    return {}
+  c0 = configs[0]
+  seeds = sorted({c.seed for c in configs})
+  try:
+    return floors_lib.cached_linear_probe(os.path.join(workdir, "claims"), c0.dataset, labels,
+                                          seeds, c0.data_dir)
+  except Exception as e:  # a missing dataset or sklearn: the check is skipped, and said so
+    print(f"linear-probe floor unavailable: {str(e).splitlines()[0] if str(e) else e!r}")
+    return {}
+
+
+def _measured_cell(claim, meas, parts) -> str:
+  """The row's "measured" cell: the worst part's mean and interval, or an exact claim's
+  counts per seed, with the controls / reference beside it."""
+  from experiments import claims as claims_lib
+  n = len(meas.values)
+  if meas.exact:
+    out = (f"{claim.unit} per seed: "
+           + ", ".join(f"{int(b)} of {q}" for b, q in zip(np.ravel(meas.values), meas.checked))
+           + " queried images (must be 0)")
+  else:
+    j = min(range(len(parts)), key=lambda j: (
+        (parts[j][1] - (parts[j][2] if np.isfinite(parts[j][2]) else 0)) if meas.greater
+        else -(parts[j][1] + (parts[j][2] if np.isfinite(parts[j][2]) else 0))))
+    m, lo, hi = claims_lib.interval(meas, j)
+    value = (f"{m:.4f} [{lo:.4f}, {hi:.4f}]" if meas.transform and np.isfinite(lo)
+             else _fmt(m, (hi - lo) / 2, claim.unit))
+    out = (f"{claim.unit} {value}" + (f" (worst of {len(parts)}: {parts[j][0]})"
+                                      if len(parts) > 1 else "")
+           + f", {n} seeds; threshold {'>' if meas.greater else '<'} {meas.threshold:g}")
+  return out + (f"; {meas.context}" if meas.context else "")
+
+
+def write_ledger(workdir: str, claims, configs, command: str, commit: str = "",
+                 wall: str = "") -> Dict:
+  """Decides every claim on the finished runs and writes REPRODUCTION.md; returns verdicts.
+
+  Before a claim is decided the ledger checks its premises, and withholds the verdict when
+  one fails: members that differ in more than what the claim compares (`claims.confounds`)
+  give **confounded**; a member below the linear-probe floor at a cycle the statistic reads
+  (`claims.below_floor`), too few seeds or no data give **not measured**; a statistic whose
+  own premise fails (Proposition 2's full-rank kernel) gives **premise not met**.
+  """
   from experiments import claims as claims_lib
   runs_dir = os.path.join(workdir, "runs")
   runs = load_member_runs(runs_dir, configs)
@@ -179,93 +237,128 @@ def write_ledger(workdir: str, claims, configs, command: str, commit: str = "") 
   from al_jax.writes import writing
   with writing(os.path.join(workdir, "claims")):
     os.makedirs(os.path.join(workdir, "claims"), exist_ok=True)
+  floors = ledger_floors(workdir, runs, configs)
   c0 = configs[0]
   seeds = sorted({c.seed for c in configs})
-  lines = [f"# Reproduction ledger: {c0.dataset}, {c0.preset} preset", "",
+  exploratory = len(seeds) < EXPLORATORY_BELOW
+  lines = [f"# Reproduction ledger: {c0.dataset}, {c0.preset} preset"
+           + (" (exploratory)" if exploratory else ""), "",
            f"Command: `{command}`  ", f"Commit: `{commit or _commit()}`  ",
            f"Seeds: {', '.join(map(str, seeds))}; written "
-           f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; member "
-           f"training + query time {seconds / 60:.1f} min (sum over runs).", "",
-           "Each value is the mean over seeds with a 95% Student-t interval. A claim **holds** "
-           "when the interval lies beyond its threshold in the claimed direction, **does not "
-           "hold** when it lies on the other side, and is **inconclusive** when it straddles "
-           "the threshold; \"at every cycle\" claims need every cycle to hold; an exact claim "
-           "must hold on every seed. Every member's learning curve, with the linear-probe "
-           "floor, is in [runs/report.md](runs/report.md). The ledger decides many claims at "
-           "once: *p* is each claim's one-sided p-value (t over seeds; an \"at every cycle\" "
-           "claim takes its largest part's), and **Holm 5%** says whether its verdict survives "
-           "the Holm–Bonferroni correction over every claim of this ledger that has one.",
-           "HOLM_SUMMARY", "",
-           "| claim | paper | source | statement | setting | measured | verdict | p | "
-           "Holm 5% | health |",
-           "|---|---|---|---|---|---|---|---|---|---|"]
+           f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC"
+           + (f"; wall time {wall}" if wall else "")
+           + f"; member training + query time {seconds / 60:.1f} min (sum over runs). A "
+           "ledger may be stopped and continued: the same command resumes it, skipping "
+           "finished runs.", ""]
+  if exploratory:
+    lines += [f"**Exploratory**: {len(seeds)} seed(s) (< {EXPLORATORY_BELOW}); a verdict "
+              "here is a lead to test with more seeds, not a finding.", ""]
+  lines += [
+      "Each value is the mean over seeds with a 95% Student-t interval (a correlation's on "
+      "Fisher's z, shown back in ρ). A claim **holds** when the interval lies beyond its "
+      "threshold in the claimed direction, **does not hold** when it lies on the other side, "
+      "and is **inconclusive** when it straddles the threshold; \"at every cycle\" claims "
+      "need every cycle to hold; an exact claim must hold on every seed. A verdict is "
+      "withheld where it would not be evidence: **confounded** (the compared members differ "
+      "in more than what the claim compares; the factors are listed), **not measured** (a "
+      "member learns below the linear-probe floor at the same label count, fewer than "
+      f"{claims_lib.MIN_SEEDS} seeds, or no data) and **premise not met** (the claim's own "
+      "premise fails in this setting). *Background* claims are those of the papers a method "
+      "builds on, shown for context. Every member's learning curve, with the linear-probe "
+      "floor, is in [runs/report.md](runs/report.md). The ledger decides many claims at "
+      "once: *p* is each claim's one-sided p-value (t over seeds; an \"at every cycle\" "
+      "claim takes its largest part's), and **Holm 5%** says whether its verdict survives "
+      "the Holm–Bonferroni correction over every paper claim of this ledger that has one.",
+      "",
+      "Across machines, the verdicts are what carries, not the last digits: the same seed "
+      "gives the same selections and numbers on one machine (tested), but another CPU lets "
+      "XLA emit other vector code, and float differences grow over a training run.",
+      "HOLM_SUMMARY", ""]
+  header = ["| claim | paper | source | statement | setting | measured | verdict | p | "
+            "Holm 5% | health |", "|---|---|---|---|---|---|---|---|---|---|"]
+  tables = {"paper": list(header), "background": list(header)}
   details, verdicts, flagged, pvalues = [], {}, [], {}
   for claim in claims:
+    table = tables[claim.kind]
     setting = _setting(claim, by_label)
     sick = _health(claim, runs)
     flagged += [(claim.name, *f) for f in sick]
     health = f"⚑ {len(sick)} flagged cycle(s)" if sick else "ok"
+    row = f"| {claim.name} | {claim.paper} | {claim.source} | {claim.statement} | {setting} | "
+    png = f"{claim.name}.png"
+    confounded = claims_lib.confounds(claim, by_label)
+    if confounded:
+      verdicts[claim.name] = claims_lib.CONFOUNDED
+      table.append(row + f"members differ in {', '.join(confounded)} | **confounded** | – | "
+                   f"– | {health} |")
+      continue
     try:
       meas = claim.statistic(runs)
     except (ValueError, FileNotFoundError) as e:
-      verdicts[claim.name] = "not measured"
-      lines.append(f"| {claim.name} | {claim.paper} | {claim.source} | {claim.statement} | "
-                   f"{setting} | not measured: {e} | not measured | – | – | {health} |")
+      verdicts[claim.name] = claims_lib.NOT_MEASURED
+      table.append(row + f"not measured: {e} | not measured | – | – | {health} |")
       continue
+    low = claims_lib.below_floor(claim, runs, floors)
     verdict, parts = claims_lib.decide(meas)
+    if low and verdict != claims_lib.NOT_MEASURED:
+      verdict, why = claims_lib.NOT_MEASURED, "; ".join(low)
+    else:
+      why = (claims_lib.why_not_measured(meas) if verdict == claims_lib.NOT_MEASURED
+             else meas.premise if verdict == claims_lib.PREMISE_NOT_MET else None)
     verdicts[claim.name] = verdict
-    if verdict == claims_lib.NOT_MEASURED:
-      lines.append(f"| {claim.name} | {claim.paper} | {claim.source} | {claim.statement} | "
-                   f"{setting} | not measured: {claims_lib.why_not_measured(meas)} | "
-                   f"not measured | – | – | {health} |")
-      # The members' curves are still shown: what was measured, without a verdict.
-      plot_claim(claim, runs, meas, os.path.join(workdir, "claims", f"{claim.name}.png"))
-      continue
-    n = len(meas.values)
-    worst = min(parts, key=lambda p: (p[1] - (p[2] if np.isfinite(p[2]) else 0))
-                if meas.greater else -(p[1] + (p[2] if np.isfinite(p[2]) else 0)))
-    shown = (f"{claim.unit} {_fmt(worst[1], worst[2], claim.unit)}" +
-             (f" (worst of {len(parts)}: {worst[0]})" if len(parts) > 1 else "") +
-             f", {n} seeds; threshold {'>' if meas.greater else '<'} {meas.threshold:g}"
-             if not meas.exact else
-             f"{claim.unit} per seed: "
-             + ", ".join(f"{int(b)} of {q}" for b, q in zip(np.ravel(meas.values),
-                                                        meas.checked))
-             + " queried images (must be 0)")
-    pvalues[claim.name] = claims_lib.p_value(meas)
-    lines.append(f"| {claim.name} | {claim.paper} | {claim.source} | {claim.statement} | "
-                 f"{setting} | {shown} | **{verdict}** | P:{claim.name} | {health} |")
-    png = f"{claim.name}.png"
     with writing(os.path.join(workdir, "claims", png)):
-      plot_claim(claim, runs, meas, os.path.join(workdir, "claims", png))
+      plot_claim(claim, runs, meas, os.path.join(workdir, "claims", png), floors)
+    if verdict in claims_lib.WITHHELD:
+      # What was measured is still shown (the members' curves), without a verdict.
+      ctx = f"; {meas.context}" if meas.context else ""
+      table.append(row + f"{verdict}: {why}{ctx} | **{verdict}** | – | – | {health} |")
+      details += [f"### {claim.name}: {verdict}", "", f"{claim.statement} ({claim.paper}, "
+                  f"{claim.source}). Setting: {setting}. Why no verdict: {why}.", "",
+                  f"![{claim.name}](claims/{png})", ""]
+      continue
+    if claim.kind == "paper":
+      pvalues[claim.name] = claims_lib.p_value(meas)
+    table.append(row + f"{_measured_cell(claim, meas, parts)} | **{verdict}** | "
+                 f"P:{claim.name} | {health} |")
     seed_list = sorted(set.intersection(*(set(runs.get(m.label, {})) for m in claim.members)))
     details += [f"### {claim.name}: {verdict}", "", f"{claim.statement} ({claim.paper}, "
-                f"{claim.source}). Setting: {setting}. Statistic: {meas.note}.", "",
+                f"{claim.source}). Setting: {setting}. Statistic: {meas.note}"
+                + (f" ({meas.context})" if meas.context else "") + ".", "",
                 "| part | mean | 95% interval | verdict | per seed (" +
                 ", ".join(map(str, seed_list)) + ") |", "|---|---|---|---|---|"]
+    n = len(meas.values)
     v = np.asarray(meas.values, float).reshape(n, -1)
-    for j, (part, m, h, pv) in enumerate(parts):
-      ci = f"[{m - h:+.4f}, {m + h:+.4f}]" if np.isfinite(h) else "n/a (one seed)"
+    for j, (part, _, _, pv) in enumerate(parts):
       if meas.exact:  # a count of violations per seed, not a quantity with an interval
         details.append(f"| {part} | {int(np.sum(v[:, j]))} violations | exact: every seed "
                        f"must be 0 | {pv} | " + ", ".join(
                            f"{int(x)} of {q}" for x, q in zip(v[:, j], meas.checked)) + " |")
         continue
+      m, lo, hi = claims_lib.interval(meas, j)
+      ci = f"[{lo:+.4f}, {hi:+.4f}]" if np.isfinite(lo) else "n/a (one seed)"
       details.append(f"| {part} | {m:+.4f} | {ci} | {pv} | "
                      + ", ".join(f"{x:+.4f}" for x in v[:, j]) + " |")
     details += ["", f"![{claim.name}](claims/{png})", ""]
   survives = claims_lib.holm(pvalues)
-  for i, line in enumerate(lines):
-    for name, p in pvalues.items():
-      if f"| P:{name} |" in line:
-        cell = (f"{p:.3g} | {'survives' if survives[name] else 'does not survive'}"
-                if p is not None else "– (exact) | –")
-        lines[i] = line.replace(f"P:{name}", cell)
+  for table in tables.values():
+    for i, line in enumerate(table):
+      for name in verdicts:
+        if f"| P:{name} |" in line:
+          p = pvalues.get(name)
+          cell = (f"{p:.3g} | {'survives' if survives[name] else 'does not survive'}"
+                  if p is not None else "– | –")
+          table[i] = line.replace(f"P:{name}", cell)
   held = [n for n, p in pvalues.items() if p is not None and verdicts.get(n) == claims_lib.HOLDS]
   lines[lines.index("HOLM_SUMMARY")] = (
-      f"Family-wise (Holm 5%, {sum(p is not None for p in pvalues.values())} claims): "
+      f"Family-wise (Holm 5%, {sum(p is not None for p in pvalues.values())} paper claims): "
       + (", ".join(f"`{n}` {'survives' if survives[n] else 'does not survive'}" for n in held)
          if held else "no claim holds per claim") + ".")
+  lines += tables["paper"]
+  if len(tables["background"]) > 2:
+    lines += ["", "## Background (SSL papers)", "",
+              "Claims of the semi-supervised methods CRC trains with, not CRC's own (its "
+              "Tables 3–6 have no supervised row): context for the CRC rows, outside the "
+              "family-wise decision.", ""] + tables["background"]
   lines += ["", "Health (al_jax/health.py): a member cycle whose training accuracy stayed at "
             "chance or whose side model's loss diverged is flagged; a claim decided on "
             "flagged cycles measures a failed training, not the method."]
@@ -315,10 +408,32 @@ def reproduce(claim_names, dataset: str, seeds, workdir: str, preset: str = "cpu
   log(f"ledger: {len(claims)} claims, {len(configs) // len(seeds)} members × "
       f"{len(seeds)} seeds on {dataset} ({preset}); "
       + ("continuing" if resume else "starting") + f" in {workdir}")
+  t0 = time.time()
   study_lib.run_study(configs, runs_dir, resume=resume, log=log, workers=workers)
   from experiments import report as report_lib
   report_lib.write_report(runs_dir)
-  return write_ledger(workdir, claims, configs, command, commit)
+  return write_ledger(workdir, claims, configs, command, commit,
+                      wall=_add_wall(workdir, time.time() - t0))
+
+
+def _add_wall(workdir: str, seconds: float) -> str:
+  """Adds this invocation's wall time to the ledger's (W/ledger_wall.json) and describes
+  the total: a ledger stopped and continued sums its invocations."""
+  import json
+  from al_jax.results import atomic_write
+  path = os.path.join(workdir, "ledger_wall.json")
+  parts = []
+  if os.path.exists(path):
+    try:
+      with open(path) as f:
+        parts = [float(x) for x in json.load(f)["invocations"]]
+    except (OSError, ValueError, KeyError, TypeError):
+      parts = []
+  parts.append(round(seconds, 1))
+  atomic_write(path, json.dumps({"invocations": parts}))
+  total = sum(parts)
+  return (f"{total / 60:.1f} min" + (f" over {len(parts)} invocations (stopped and continued)"
+                                     if len(parts) > 1 else ""))
 
 
 def main(argv):

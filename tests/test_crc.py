@@ -155,3 +155,23 @@ def test_structured_all_layer_scores_match_jacobian():
     np.testing.assert_allclose(got, ref, rtol=1e-3)
   with pytest.raises(ALError, match="layers='all'"):
     crc_lib.CRC(method="structured")
+
+
+def test_selection_records_the_kernel_rank_for_proposition_2s_premise():
+  """The query records the best kernel rank among its groups and L + G: full below the last
+  layer's rank (hidden 32 + bias = 33 here), short of L + G above it (a crafted
+  rank-deficient kernel: 40 labeled + G = 4 > 33)."""
+  x_all, n = _repeated_pool()
+  acq = crc_lib.CRC(group_size=4, layers="last")
+  small = _ctx(x_all, np.arange(8), np.arange(8, n))
+  acq.select(small, 4, jax.random.PRNGKey(0))
+  assert small.info == {"kernel_size": 12, "kernel_rank": 12}
+  big = _ctx(x_all, np.arange(40), np.arange(40, n))
+  acq.select(big, 4, jax.random.PRNGKey(0))
+  assert big.info["kernel_size"] == 44 and big.info["kernel_rank"] <= 33
+  # The loop writes it into the cycle's results row (Selection.info → row["selection"]).
+  from al_jax.acquisition.base import acquire
+  from al_jax.data.pool import Pool
+  pool = Pool(np.zeros(2 * n, np.int64), np.arange(8))
+  sel = acquire(acq, _state(), x_all, pool, 4, jax.random.PRNGKey(1), _PREP, 64)
+  assert sel.info == {"kernel_size": 12, "kernel_rank": 12}

@@ -152,7 +152,10 @@ def test_registry_covers_the_papers_and_members_are_consistent():
     claims_lib.get_claims(["aral_beats_vaal"], "cifar10")
 
 
-def test_two_claim_ledger_on_synthetic_runs_resumes_and_writes(tmp_path):
+def test_two_claim_ledger_on_synthetic_runs_resumes_and_writes(tmp_path, monkeypatch):
+  # Two-epoch members learn nothing, so the floor check would withhold every accuracy claim
+  # (its own test: test_ledger_premises.py); here the decision path itself is under test.
+  monkeypatch.setattr(reproduce, "ledger_floors", lambda *a: {})
   wd = str(tmp_path / "ledger")
   names = ["tod_beats_random", "tod_cod_spearman"]
   verdicts = reproduce.reproduce(names, "synthetic", [0, 1], wd, overrides=TINY,
@@ -169,7 +172,7 @@ def test_two_claim_ledger_on_synthetic_runs_resumes_and_writes(tmp_path):
   assert "`tod`: small_cnn, adam 0.001" in row and "`random@tod`: small_cnn, adam 0.001" in row
   assert row.count("labels") >= 2 and row.count("warm start") == 2
   # Each decided claim shows its one-sided p and whether it survives Holm over the ledger.
-  assert "Family-wise (Holm 5%, 2 claims)" in text
+  assert "Family-wise (Holm 5%, 2 paper claims)" in text
   assert ("survives |" in row) or ("does not survive |" in row)
   # Paired design: both members of a seed start from the same labeled images.
   pool = lambda m, s: np.load(os.path.join(wd, "runs", m, f"seed_{s}", "pools", "cycle_0.npy"))
@@ -188,6 +191,16 @@ def test_two_claim_ledger_on_synthetic_runs_resumes_and_writes(tmp_path):
   reproduce.reproduce(names, "synthetic", [0, 1], wd, overrides=TINY, command="test",
                       log=logs.append)
   assert sum("finished, skipped" in l for l in logs) == 4
+  assert "over 2 invocations (stopped and continued)" in open(
+      os.path.join(wd, "REPRODUCTION.md")).read()
+  # The same ledger re-run from scratch on this machine reproduces every number exactly
+  # (only the header's date and wall time differ).
+  wd2 = str(tmp_path / "again")
+  reproduce.reproduce(names, "synthetic", [0, 1], wd2, overrides=TINY, command="test",
+                      log=quiet)
+  body = lambda w: [l for l in open(os.path.join(w, "REPRODUCTION.md")).read().splitlines()
+                    if not l.startswith(("Seeds:", "Commit:"))]
+  assert body(wd2) == body(wd) and any("| tod_beats_random |" in l for l in body(wd2))
   with pytest.raises(ALError, match="different study"):
     reproduce.reproduce(["tod_beats_random"], "synthetic", [0], wd, overrides=TINY, log=quiet)
 

@@ -16,7 +16,7 @@ Two kinds of acquisition function, both registered in `ACQUISITIONS`:
 import dataclasses
 import functools
 import time
-from typing import Any, Callable, Optional, Tuple
+from typing import Any, Callable, Dict, Optional, Tuple
 
 import jax
 import jax.numpy as jnp
@@ -90,6 +90,10 @@ class SelectContext:
   dp: Any = None
   cycle: int = 0
   run_rng: Optional[Any] = None
+  # What the selector measured while choosing (JSON-serialisable scalars or lists), written
+  # to the cycle's results row as "selection" (e.g. CRC's kernel rank: Proposition 2's
+  # premise).
+  info: Dict[str, Any] = dataclasses.field(default_factory=dict)
 
   def map_chunks(self, fn: Callable, idx: np.ndarray, rng: Optional[jax.Array] = None):
     """Applies jitted `fn(state, x_preprocessed, rng) -> pytree` over `idx` in padded chunks."""
@@ -110,12 +114,14 @@ class Selection:
     scores: per-candidate scores aligned with `candidates`, or None for batch-mode selectors.
     score_seconds: time spent scoring candidates (0 for batch-mode selectors).
     select_seconds: time spent choosing among them.
+    info: what a batch-mode selector measured while choosing (`SelectContext.info`).
   """
   indices: np.ndarray
   candidates: np.ndarray
   scores: Optional[np.ndarray] = None
   score_seconds: float = 0.0
   select_seconds: float = 0.0
+  info: Dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 def _embed(state, x, rng):
@@ -223,7 +229,7 @@ def acquire(acq: Acquisition, state: ModelState, x_all, pool: Pool, budget: int,
     idx = np.asarray(acq.select(ctx, budget, k_score), np.int64)
     _check_selection(idx, candidates, budget, acq.name)
     return Selection(indices=idx, candidates=candidates, scores=None, score_seconds=0.0,
-                     select_seconds=time.perf_counter() - t0)
+                     select_seconds=time.perf_counter() - t0, info=dict(ctx.info))
   scores = map_chunks(acq.score, state, x_all, candidates, prep, chunk_size, k_score, dp,
                       progress)
   t1 = time.perf_counter()

@@ -16,6 +16,7 @@ diagnostic harness (experiments/crc_pseudo_al.py) calls with labels passed expli
 """
 
 import functools
+from typing import Tuple
 
 import jax
 import jax.numpy as jnp
@@ -101,17 +102,27 @@ class CRC(Acquisition):
   def select(self, ctx, budget, rng):
     g = self.group_size_for(budget)
     groups = random_groups(ctx.candidates, g, rng)
-    return best_groups(groups, self.score_groups(ctx, groups), budget // g)
+    scores, ranks = self._score_and_rank(ctx, groups)
+    # Proposition 2's premise: a non-degenerate choice has a full-rank kernel over L ∪ group.
+    # Recorded per query so a check of the proposition can tell whether it applies.
+    ctx.info.update(kernel_size=int(len(ctx.labeled) + g), kernel_rank=int(ranks.max()))
+    return best_groups(groups, scores, budget // g)
 
   # --- scoring ---------------------------------------------------------------------------
   def score_groups(self, ctx, groups: np.ndarray) -> np.ndarray:
     """λ⁺_min of K̃(L ∪ group) for every group [n_groups, G] → [n_groups] float64."""
+    return self._score_and_rank(ctx, groups)[0]
+
+  def _score_and_rank(self, ctx, groups: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """(scores, numerical rank of K̃(L ∪ group)) for every group."""
     groups = np.asarray(groups, np.int64)
     if self.method == "structured":
-      return self._score_structured(ctx, groups)
-    if self.method == "jacobian" and self.ntk_backend == "native":
-      return self._score_jacobian(ctx, groups)
-    return self._score_products(ctx, groups)
+      spectra = self._score_structured(ctx, groups)
+    elif self.method == "jacobian" and self.ntk_backend == "native":
+      spectra = self._score_jacobian(ctx, groups)
+    else:
+      spectra = self._score_products(ctx, groups)
+    return self._scores(spectra), np.concatenate([s[1] for s in spectra])
 
   def _score_structured(self, ctx, groups):
     """Per-layer factors (`al_jax.ntk_structured`): the labeled set's factors and K(L, L)
@@ -132,7 +143,7 @@ class CRC(Acquisition):
               else np.zeros((0, k * g), np.float32))                  # [L, k·G]
       full = _assemble(k_ll, k_lg.reshape(n_l, k, g).transpose(1, 0, 2), k_gg)
       spectra.append(ntk.spectrum(full[:nvalid]))
-    return self._scores(spectra)
+    return spectra
 
   def _score_jacobian(self, ctx, groups):
     f = ntk.ClassifierFn(ctx.state.apply_fn, self.layers)
@@ -169,7 +180,7 @@ class CRC(Acquisition):
         k_lg = np.zeros((0, k * g))
       full = _assemble(k_ll, k_lg.reshape(n_l, k, g).transpose(1, 0, 2), k_gg)
       spectra.append(ntk.spectrum(full[:nvalid]))
-    return self._scores(spectra)
+    return spectra
 
   def _score_products(self, ctx, groups):
     """ntvp / neural-tangents: one group at a time, K(L, L) still computed once."""
@@ -188,7 +199,7 @@ class CRC(Acquisition):
       k_lg = kern(x_l, x_g) if x_l is not None else np.zeros((0, len(grp)), k_gg.dtype)
       full = _assemble(k_ll.astype(k_gg.dtype), k_lg[None], k_gg[None])
       spectra.append(ntk.spectrum(full))
-    return self._scores(spectra)
+    return spectra
 
   def _scores(self, spectra) -> np.ndarray:
     """Group scores from their spectra [(w [k, n] ascending, rank [k]), ...].
