@@ -72,6 +72,10 @@ flags.DEFINE_bool("tensorboard", False, "Write TensorBoard event files (per-epoc
 flags.DEFINE_integer("workers", 1, "Run a study's members in this many processes on this "
                      "host (one accelerator each when there are several; a share of the CPU "
                      "cores each on CPU).", lower_bound=1)
+flags.DEFINE_string("compilation_cache", "auto", "JAX's persistent compilation cache, which "
+                    "lets a run load the steps an earlier run (any process, any study) "
+                    "compiled: auto ($JAX_COMPILATION_CACHE_DIR when set, else "
+                    "$XDG_CACHE_HOME/al_jax/jax_cache), a directory, or off.")
 flags.DEFINE_string("shard", None, "K/N: run only the K-th (0 <= K < N) of N disjoint slices "
                     "of the study, e.g. --shard=$SLURM_ARRAY_TASK_ID/4.")
 
@@ -150,6 +154,9 @@ def main(argv):
         print(r.describe())
       return
     configs = [r.config for r in resolved]
+    # Before the first compile (JAX decides once per process); workers inherit it.
+    from al_jax import costs
+    costs.use_persistent_cache(costs.resolve_cache_dir(FLAGS.compilation_cache))
     methods = sorted({c.method for c in configs}, key=[c.method for c in configs].index)
     import al_jax.loop as loop  # imported here so --help stays fast
     for c in configs:

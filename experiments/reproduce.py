@@ -272,6 +272,8 @@ def write_ledger(workdir: str, claims, configs, command: str, commit: str = "") 
   if flagged:
     lines += ["", "| claim | member | seed | cycle | flags |", "|---|---|---|---|---|"]
     lines += [f"| {n} | {m} | {s} | {k} | {', '.join(f)} |" for n, m, s, k, f in flagged]
+  from experiments.report import cost_section  # the members' seconds per cycle
+  lines += [""] + cost_section([r.rows for by_seed in runs.values() for r in by_seed.values()])
   lines += ["", "## Per claim", ""] + details
   with writing(os.path.join(workdir, "REPRODUCTION.md")), \
       open(os.path.join(workdir, "REPRODUCTION.md"), "w") as f:
