@@ -154,14 +154,15 @@ def main(argv):
         print(r.describe())
       return
     configs = [r.config for r in resolved]
-    # Before the first compile (JAX decides once per process); workers inherit it.
-    from al_jax import costs
-    costs.use_persistent_cache(costs.resolve_cache_dir(FLAGS.compilation_cache))
     methods = sorted({c.method for c in configs}, key=[c.method for c in configs].index)
     import al_jax.loop as loop  # imported here so --help stays fast
     for c in configs:
       c.lock()
       loop.check_settings(c)  # before a workdir or a JAX client exists
+    # Once the settings are sound and before the first compile (JAX decides once per process
+    # whether the cache is used); worker processes inherit it through the environment.
+    from al_jax import costs
+    costs.use_persistent_cache(costs.resolve_cache_dir(FLAGS.compilation_cache))
     study = len(configs) > 1 or shard is not None
     in_workers = study and FLAGS.workers > 1
     if in_workers:

@@ -13,10 +13,9 @@ import threading
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import pytest
 
-from al_jax import costs, loop
+from al_jax import ALError, costs, loop
 from al_jax.recording import TIMING_FIELDS
 from experiments import report
 from tests.conftest import tiny_config
@@ -111,6 +110,12 @@ def test_cache_dir_flag_values(monkeypatch, tmp_path):
   assert costs.resolve_cache_dir("auto") == str(tmp_path / "env")
   assert costs.resolve_cache_dir("off") is None
   assert costs.resolve_cache_dir(str(tmp_path / "d")) == str(tmp_path / "d")
+
+
+def test_a_cache_dir_that_cannot_be_created_is_one_line(tmp_path):
+  (tmp_path / "file").write_text("")
+  with pytest.raises(ALError, match="compilation cache .*cannot create it.*--compilation_cache"):
+    costs.use_persistent_cache(str(tmp_path / "file" / "cache"))
 
 
 def test_main_writes_and_reuses_the_compilation_cache(tmp_path):
