@@ -81,11 +81,14 @@ def default_cache_dir() -> str:
 
 def resolve_cache_dir(flag: str) -> Optional[str]:
   """The directory a `--compilation_cache` value names: "auto" is JAX_COMPILATION_CACHE_DIR
-  when the environment sets it, else the user's cache; "off" (or "") is none."""
+  when the environment sets it (set empty: none, as JAX reads it), else the user's cache;
+  "off" (or "") is none."""
   if flag in ("off", ""):
     return None
   if flag == "auto":
-    return os.environ.get("JAX_COMPILATION_CACHE_DIR") or default_cache_dir()
+    if "JAX_COMPILATION_CACHE_DIR" in os.environ:
+      return os.environ["JAX_COMPILATION_CACHE_DIR"] or None
+    return default_cache_dir()
   return os.path.abspath(os.path.expanduser(flag))
 
 

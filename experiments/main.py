@@ -74,7 +74,7 @@ flags.DEFINE_integer("workers", 1, "Run a study's members in this many processes
                      "cores each on CPU).", lower_bound=1)
 flags.DEFINE_string("compilation_cache", "auto", "JAX's persistent compilation cache, which "
                     "lets a run load the steps an earlier run (any process, any study) "
-                    "compiled: auto ($JAX_COMPILATION_CACHE_DIR when set, else "
+                    "compiled: auto ($JAX_COMPILATION_CACHE_DIR when set, empty = off, else "
                     "$XDG_CACHE_HOME/al_jax/jax_cache), a directory, or off.")
 flags.DEFINE_string("shard", None, "K/N: run only the K-th (0 <= K < N) of N disjoint slices "
                     "of the study, e.g. --shard=$SLURM_ARRAY_TASK_ID/4.")

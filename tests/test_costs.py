@@ -108,6 +108,8 @@ def test_cache_dir_flag_values(monkeypatch, tmp_path):
   assert costs.resolve_cache_dir("auto") == str(tmp_path / "xdg" / "al_jax" / "jax_cache")
   monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", str(tmp_path / "env"))
   assert costs.resolve_cache_dir("auto") == str(tmp_path / "env")
+  monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", "")  # JAX reads an empty one as no cache
+  assert costs.resolve_cache_dir("auto") is None
   assert costs.resolve_cache_dir("off") is None
   assert costs.resolve_cache_dir(str(tmp_path / "d")) == str(tmp_path / "d")
 
