@@ -31,6 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 from al_jax import ALError
 from al_jax import acquisition as acq_lib
+from al_jax import costs as costs_lib
 from al_jax import diagnostics as diag_lib
 from al_jax import health as health_lib
 from al_jax import objectives as obj_lib
@@ -300,16 +301,23 @@ class ActiveLearner:
   def _cycle(self, cycle: int, pool: Pool, prev_state, rows):
     """One cycle: train, evaluate, select, record. Returns (next pool, this cycle's state)."""
     cfg, rec = self.config, self.recorder
+    # What the cycle costs (al_jax.costs): each phase's wall seconds and the seconds JAX spent
+    # compiling within it, which a first call's wall time includes.
+    steps0 = self.trainer.steps_run
     t0 = time.time()
     trial_accs = None
-    if cycle == 0 and cfg.train.get("initial_trials", 1) > 1:
-      # The median trial's pool becomes the run's pool (its cycle-0 labeled set).
-      state, trial_accs, pool = self.train_initial(pool)
-    else:
-      state = self.train(cycle, pool, prev_state)
-    jax.block_until_ready(state)
+    with costs_lib.CompileClock() as train_c:
+      if cycle == 0 and cfg.train.get("initial_trials", 1) > 1:
+        # The median trial's pool becomes the run's pool (its cycle-0 labeled set).
+        state, trial_accs, pool = self.train_initial(pool)
+      else:
+        state = self.train(cycle, pool, prev_state)
+      jax.block_until_ready(state)
     train_s = time.time() - t0
-    test = self.evaluate(state, self.dataset.x_test, self.dataset.y_test)
+    te = time.time()
+    with costs_lib.CompileClock() as eval_c:
+      test = self.evaluate(state, self.dataset.x_test, self.dataset.y_test)
+    eval_s = time.time() - te
     prefix = rec.artifacts_prefix(cycle)
     if prefix is not None:  # objective-specific files, e.g. ARAL's sample grids
       self.objective.write_artifacts(state, prefix, cycle)
@@ -322,11 +330,14 @@ class ActiveLearner:
       # (re-derived from the cycle's init key, so resume gives the same model).
       prev_state = self.trainer.init_state(cycle)
     prev_vars = self.objective.model_state(prev_state).variables if prev_state else None
-    if cycle + 1 < cfg.al.cycles:
-      sel = self.select(cycle, state, pool, prev_vars)
-      selected, score_s, select_s = sel.indices, sel.score_seconds, sel.select_seconds
-      sel_info = sel.info
+    with costs_lib.CompileClock() as query_c:
+      if cycle + 1 < cfg.al.cycles:
+        sel = self.select(cycle, state, pool, prev_vars)
+        selected, score_s, select_s = sel.indices, sel.score_seconds, sel.select_seconds
+        sel_info = sel.info
     query_s = time.time() - t1
+    cost = cycle_cost(eval_s, train_c.seconds + eval_c.seconds + query_c.seconds,
+                      self.trainer.steps_run - steps0, train_s - train_c.seconds)
     if cfg.get("diagnostics"):
       self.diagnostics[cycle] = report = self.diagnose(cycle, state, pool, prev_vars)
       rec.diagnostics(cycle, report)
@@ -335,17 +346,29 @@ class ActiveLearner:
     row = result_row(cfg, cycle, pool, test, train_s, query_s, score_s, select_s, len(selected),
                      self.compiles, trial_accs,
                      health_lib.flags(self.trainer.epoch_means, self.data.dataset.num_classes,
-                                      pool.num_labeled), sel_info)
+                                      pool.num_labeled), cost, sel_info)
     if row["health"]:
       self.log(f"cycle {cycle + 1}/{cfg.al.cycles} health: {', '.join(row['health'])}")
     rows.append(row)
     rec.test_point(row, test, train_s, query_s)
     self.log(f"cycle {cycle + 1}/{cfg.al.cycles} done | labeled {pool.num_labeled} | "
              f"test acc {test['accuracy']:.4f} | ece {test['ece']:.4f} | "
-             f"nll {test['nll']:.4f} | train {train_s:.1f}s | query {query_s:.1f}s")
+             f"nll {test['nll']:.4f} | train {train_s:.1f}s | query {query_s:.1f}s | "
+             f"compiling {cost['compile_seconds']:.1f}s")
     next_pool = pool.label(selected) if len(selected) else pool
     rec.save_cycle(cycle, pool, next_pool, state, row)
     return next_pool, state
+
+
+def cycle_cost(eval_s: float, compile_s: float, steps: int,
+               train_run_s: float) -> Dict[str, float]:
+  """A cycle's cost fields beyond train/query/score/select seconds: its test evaluation's
+  seconds, the seconds JAX spent compiling within training, evaluation and the query (a part
+  of those phases' seconds), and its training steps per second of training time not spent
+  compiling — the steady-state rate, host-side batching and validation passes included."""
+  return {"eval_seconds": round(eval_s, 3), "compile_seconds": round(compile_s, 3),
+          "steps_per_second": round(steps / train_run_s, 3) if steps and train_run_s > 0
+          else 0.0}
 
 
 def run(config, workdir: Optional[str] = None, resume: bool = False, log=logger.info,

@@ -19,6 +19,12 @@ from al_jax import results as results_lib
 from al_jax.data import Pool
 
 
+# The row's wall-clock fields: they differ between two runs of the same config, which agree
+# on every other field (same seed, same rows), so comparisons of rows leave these out.
+TIMING_FIELDS = ("train_seconds", "query_seconds", "score_seconds", "select_seconds",
+                 "eval_seconds", "compile_seconds", "steps_per_second")
+
+
 class Recorder:
   """Rows, pools, checkpoints and TensorBoard events of one run.
 
@@ -121,15 +127,21 @@ def result_row(config, cycle: int, pool: Pool, test: Dict[str, float], train_s: 
                query_s: float, score_s: float, select_s: float, num_selected: int,
                compiles: int, trial_accs: Optional[List[float]] = None,
                health: Sequence[str] = (),
+               cost: Optional[Dict[str, float]] = None,
                selection_info: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
-  """One `results.jsonl` row (its keys and order are the results format)."""
+  """One `results.jsonl` row (its keys and order are the results format); `cost` holds the
+  cycle's eval_seconds, compile_seconds and steps_per_second (al_jax.loop.cycle_cost);
+  `selection_info` what the selector measured while choosing (Selection.info)."""
   cfg = config
+  cost = cost or {"eval_seconds": 0.0, "compile_seconds": 0.0, "steps_per_second": 0.0}
   row = {"method": cfg.method, "objective": cfg.objective, "acquisition": cfg.acquisition,
          "dataset": cfg.dataset, "seed": cfg.seed, "cycle": cycle,
          "num_labeled": pool.num_labeled, "pool_size": pool.size, "test_accuracy": test["accuracy"],
          "test_ece": test["ece"], "test_nll": test["nll"], "test_brier": test["brier"],
          "train_seconds": round(train_s, 3), "query_seconds": round(query_s, 3),
          "score_seconds": round(score_s, 3), "select_seconds": round(select_s, 3),
+         "eval_seconds": cost["eval_seconds"], "compile_seconds": cost["compile_seconds"],
+         "steps_per_second": cost["steps_per_second"],
          "num_selected": int(num_selected), "compiles": compiles,
          # al_jax.health: training at chance, a side model's loss diverged.
          "health": list(health)}

@@ -78,6 +78,7 @@ class Trainer:
     self.on_epoch = on_epoch
     self.step = jax.jit(self._train_step, donate_argnums=0)
     self.compiles = 0
+    self.steps_run = 0  # train steps dispatched, over the run (the cost's steps per second)
     self.epoch_means: List[Dict[str, float]] = []
 
   def _train_step(self, state, x_all, y_visible, lab_idx, lab_mask, unl_idx, rng):
@@ -167,6 +168,7 @@ class Trainer:
             done += 1
           task.update(done)
           del pending[:done]
+      self.steps_run += steps
       means = {k: float(v) / steps for k, v in sums.items()}
       self.epoch_means.append(means)
       if task is not None:

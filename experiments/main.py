@@ -72,6 +72,10 @@ flags.DEFINE_bool("tensorboard", False, "Write TensorBoard event files (per-epoc
 flags.DEFINE_integer("workers", 1, "Run a study's members in this many processes on this "
                      "host (one accelerator each when there are several; a share of the CPU "
                      "cores each on CPU).", lower_bound=1)
+flags.DEFINE_string("compilation_cache", "auto", "JAX's persistent compilation cache, which "
+                    "lets a run load the steps an earlier run (any process, any study) "
+                    "compiled: auto ($JAX_COMPILATION_CACHE_DIR when set, empty = off, else "
+                    "$XDG_CACHE_HOME/al_jax/jax_cache), a directory, or off.")
 flags.DEFINE_string("shard", None, "K/N: run only the K-th (0 <= K < N) of N disjoint slices "
                     "of the study, e.g. --shard=$SLURM_ARRAY_TASK_ID/4.")
 
@@ -155,6 +159,10 @@ def main(argv):
     for c in configs:
       c.lock()
       loop.check_settings(c)  # before a workdir or a JAX client exists
+    # Once the settings are sound and before the first compile (JAX decides once per process
+    # whether the cache is used); worker processes inherit it through the environment.
+    from al_jax import costs
+    costs.use_persistent_cache(costs.resolve_cache_dir(FLAGS.compilation_cache))
     study = len(configs) > 1 or shard is not None
     in_workers = study and FLAGS.workers > 1
     if in_workers:

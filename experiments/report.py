@@ -45,7 +45,8 @@ def define_flags():
 
 _COLUMNS = ("method", "objective", "acquisition", "dataset", "seed", "cycle", "num_labeled",
             "test_accuracy", "test_ece", "test_nll", "test_brier", "train_seconds",
-            "query_seconds", "score_seconds", "select_seconds", "health")
+            "query_seconds", "score_seconds", "select_seconds", "eval_seconds",
+            "compile_seconds", "steps_per_second", "health")
 
 
 def load_runs(workdir: str) -> List[List[Dict]]:
@@ -234,6 +235,7 @@ def write_report(workdir: str, target: Optional[float] = None,
     lines += [f"| {m} | {s} | {k} | {n} | {', '.join(f)} |" for m, s, k, n, f in health]
   else:
     lines.append("No cycle is flagged.")
+  lines += [""] + cost_section(runs)
   lines += ["", "## Linear-probe floor", "",
             "Logistic regression on the raw pixels of the same number of random labeled "
             "images (experiments/floors.py), mean ± std over the study's seeds: a method "
@@ -256,6 +258,59 @@ def write_report(workdir: str, target: Optional[float] = None,
     f.write("\n".join(lines) + "\n")
   return {"curves": curves, "target": target, "paired": paired, "summary": summary,
           "floors": floors, "health": health}
+
+
+# The cost table's phases (results rows' fields, al_jax.loop.cycle_cost): what a cycle spends
+# its seconds on. Compiling happens within the others (a first call compiles, then runs).
+_COST_PHASES = (("train", "train_seconds"), ("eval", "eval_seconds"),
+                ("score", "score_seconds"), ("select", "select_seconds"),
+                ("compile", "compile_seconds"))
+
+
+def _cycle_seconds(r: Dict) -> float:
+  return r["train_seconds"] + r.get("eval_seconds", 0.0) + r["query_seconds"]
+
+
+def cost_section(runs: List[List[Dict]]) -> List[str]:
+  """Markdown lines: per member (a run's `method`), mean seconds per cycle of each phase,
+  the share of the cycle spent compiling, and training steps per second (al_jax/costs.py).
+
+  A cycle's seconds are its train + eval + query seconds (query = score + select + the
+  acquisition's own overhead); the share compiling is the member's compile seconds over
+  those, over every cycle of every seed. Rows written before the cost fields existed show –.
+  """
+  by_member: Dict[str, List[Dict]] = defaultdict(list)
+  seeds: Dict[str, set] = defaultdict(set)
+  for rows in runs:
+    for r in rows:
+      by_member[r["method"]].append(r)
+      seeds[r["method"]].add(r["seed"])
+  lines = ["## Cost per cycle", "",
+           "Mean wall seconds per AL cycle over every cycle of every seed. *compile* is the "
+           "time JAX spent tracing, lowering and compiling (or loading from the persistent "
+           "compilation cache) within train, eval and the query, so it is part of those "
+           "columns, not added to them; *compiling* is its share of the cycle (train + eval + "
+           "query). *first cycle* is cycle 0's seconds, where the steps compile; *steps/s* "
+           "counts training steps per second of training not spent compiling.", "",
+           "| member | seeds | cycles | " + " | ".join(f"{p} s" for p, _ in _COST_PHASES)
+           + " | cycle s | first cycle s | compiling | steps/s |",
+           "|---|---|---|" + "---|" * (len(_COST_PHASES) + 4)]
+  for m, rows in by_member.items():
+    def mean(key, rows=rows):
+      vals = [r[key] for r in rows if key in r]
+      return f"{np.mean(vals):.2f}" if vals else "–"
+    total = lambda rs: sum(_cycle_seconds(r) for r in rs)
+    first = [r for r in rows if r["cycle"] == 0]
+    known = [r for r in rows if "compile_seconds" in r]
+    share = (f"{100 * sum(r['compile_seconds'] for r in known) / total(known):.0f}%"
+             if known and total(known) > 0 else "–")
+    sps = [r["steps_per_second"] for r in rows if r.get("steps_per_second")]
+    lines.append(f"| {m} | {len(seeds[m])} | {len(rows)} | "
+                 + " | ".join(mean(k) for _, k in _COST_PHASES)
+                 + f" | {total(rows) / len(rows):.2f} | "
+                 + (f"{total(first) / len(first):.2f}" if first else "–")
+                 + f" | {share} | " + (f"{np.mean(sps):.1f}" if sps else "–") + " |")
+  return lines
 
 
 def health_flags(runs: List[List[Dict]]):

@@ -365,6 +365,8 @@ def write_ledger(workdir: str, claims, configs, command: str, commit: str = "",
   if flagged:
     lines += ["", "| claim | member | seed | cycle | flags |", "|---|---|---|---|---|"]
     lines += [f"| {n} | {m} | {s} | {k} | {', '.join(f)} |" for n, m, s, k, f in flagged]
+  from experiments.report import cost_section  # the members' seconds per cycle
+  lines += [""] + cost_section([r.rows for by_seed in runs.values() for r in by_seed.values()])
   lines += ["", "## Per claim", ""] + details
   with writing(os.path.join(workdir, "REPRODUCTION.md")), \
       open(os.path.join(workdir, "REPRODUCTION.md"), "w") as f:
@@ -404,7 +406,10 @@ def reproduce(claim_names, dataset: str, seeds, workdir: str, preset: str = "cpu
   os.makedirs(workdir, exist_ok=True)
   cache = os.path.join(os.path.abspath(workdir), ".xla_cache")
   jax.config.update("jax_compilation_cache_dir", cache)
+  # Every program: JAX's default (≥ 1 s compiles only) caches almost nothing of a CPU run.
+  jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
   os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", cache)  # --workers' processes read it
+  os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
   log(f"ledger: {len(claims)} claims, {len(configs) // len(seeds)} members × "
       f"{len(seeds)} seeds on {dataset} ({preset}); "
       + ("continuing" if resume else "starting") + f" in {workdir}")

@@ -6,8 +6,14 @@ import tempfile
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 # Many tests build learners whose jitted steps are the same XLA program (a new `jax.jit`
 # object each time, so the in-memory cache misses); JAX's persistent compilation cache, keyed
-# by the program, compiles each once per session. The environment variables reach the CLI
-# tests' subprocesses too.
+# by the program, compiles each once per session — and, being per user rather than per
+# session, once for every later session and xdist worker until the program changes. The
+# environment variables reach the CLI tests' subprocesses too (experiments.main's
+# --compilation_cache=auto takes this directory). Every program is cached, however small
+# (al_jax/costs.py, MIN_CACHED_COMPILE_SECONDS: the eager operations' small programs are most
+# of a tiny run's compiling). A cached executable is the one a compile would produce, so the
+# cache changes no result and no test depends on the order tests ran in; a half-written entry
+# (two workers writing one key) fails to load with a warning and is compiled instead.
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR",
                       os.path.join(tempfile.gettempdir(), f"al_jax_test_xla_cache_{os.getuid()}"))
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")

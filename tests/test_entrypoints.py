@@ -58,6 +58,8 @@ def test_report_writes_tables_and_plots(study):
   _run("experiments.report", f"--workdir={wd}")
   text = open(os.path.join(wd, "report.md")).read()
   assert "entropy" in text and "random" in text
+  # Each member's seconds per cycle, with the share spent compiling.
+  assert "## Cost per cycle" in text and "| random | 1 | 2 |" in text
   for name in ("accuracy_vs_labels.png", "results.csv", "summary.csv"):
     assert os.path.getsize(os.path.join(wd, name)) > 0, name
   assert len(open(os.path.join(wd, "results.csv")).read().splitlines()) == 1 + 4
@@ -120,6 +122,7 @@ def test_reproduce_decides_a_one_claim_ledger(tmp_path):
   # One seed gives no interval: the claim is not measured, and says why.
   assert "not measured: 1 seed(s); a verdict needs ≥ 2" in text
   assert os.path.getsize(os.path.join(wd, "claims", "tod_cod_spearman.png")) > 0
+  assert "## Cost per cycle" in text and "compiling" in text
   assert "REPRODUCTION.md" in r.stdout
 
 

@@ -18,9 +18,11 @@ import time
 
 import numpy as np
 
+from al_jax.recording import TIMING_FIELDS
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Wall-clock fields differ between any two runs; everything else must not.
-_TIMING = ("train_seconds", "query_seconds", "score_seconds", "select_seconds")
+_TIMING = TIMING_FIELDS
 _METHODS = ("random", "entropy", "margin", "least_confidence", "confidence")
 _COMMON = ["--method=" + ",".join(_METHODS), "--seeds=0", "--dataset=digits", "--cycles=4",
            "--initial=20", "--budget=10", "--epochs=2", "--workers=2", "--progress=off",

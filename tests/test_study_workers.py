@@ -7,12 +7,13 @@ import numpy as np
 import pytest
 
 from al_jax import ALError
+from al_jax.recording import TIMING_FIELDS
 from experiments import report, study
 from tests.conftest import tiny_config
 
 quiet = lambda s: None
 # Wall-clock fields differ between any two runs; everything else must not.
-_TIMING = ("train_seconds", "query_seconds", "score_seconds", "select_seconds")
+_TIMING = TIMING_FIELDS
 
 
 def _rows(path):
