@@ -312,7 +312,7 @@ class ActiveLearner:
     test = self.evaluate(state, self.dataset.x_test, self.dataset.y_test)
     prefix = rec.artifacts_prefix(cycle)
     if prefix is not None:  # objective-specific files, e.g. ARAL's sample grids
-      self.objective.write_artifacts(state, prefix, cycle)
+      self.objective.write_artifacts(parallel.local_copy(state), prefix, cycle)
     t1 = time.time()
     selected = np.zeros(0, np.int64)
     score_s = select_s = 0.0
@@ -324,6 +324,7 @@ class ActiveLearner:
     if cycle + 1 < cfg.al.cycles:
       sel = self.select(cycle, state, pool, prev_vars)
       selected, score_s, select_s = sel.indices, sel.score_seconds, sel.select_seconds
+      parallel.check_same(f"cycle {cycle} selection", selected)  # several processes agree
     query_s = time.time() - t1
     if cfg.get("diagnostics"):
       self.diagnostics[cycle] = report = self.diagnose(cycle, state, pool, prev_vars)
