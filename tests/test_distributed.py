@@ -136,3 +136,69 @@ def test_a_failure_on_the_writer_stops_every_process_with_its_line(tmp_path):
         f"error: workdir {taken} is not empty and holds no experiment; choose another --workdir")
   assert not (tmp_path / "process1").exists()
   assert sorted(os.listdir(taken)) == ["notes.txt"]
+
+
+DRIVER = r"""
+import sys
+import jax
+import numpy as np
+pid, port = int(sys.argv[1]), sys.argv[2]
+jax.distributed.initialize(coordinator_address=f"localhost:{port}", num_processes=2,
+                           process_id=pid)
+from al_jax import ALError, parallel
+dp = parallel.maybe_data_parallel(0)
+assert dp is not None and dp.size == 2 and dp.multi_process
+# The global batch: process k's device holds rows 4k..4k+3 of its own host copy.
+x = np.arange(16, dtype=np.int32).reshape(8, 2)
+batch = dp.shard(x)
+assert not batch.is_fully_addressable
+[shard] = batch.addressable_shards
+np.testing.assert_array_equal(np.asarray(shard.data), x[4 * pid:4 * pid + 4])
+np.testing.assert_array_equal(parallel.fetch(batch * 10), x * 10)  # gathered to every host
+rep = dp.replicate({"w": np.full(3, 2.0, np.float32)})
+assert rep["w"].is_fully_replicated and float(parallel.fetch(rep["w"]).sum()) == 6.0
+assert parallel.broadcast_json({"from": pid}) == {"from": 0}
+assert parallel.gather_json(pid * 3) == [0, 3]
+assert parallel.first_error(None) is None
+assert parallel.first_error("bad on 1" if pid == 1 else None) == "bad on 1"
+parallel.check_same("cycle 0 selection", [5, 7, 9])  # the same everywhere: no error
+try:
+  parallel.check_same("cycle 3 selection", [5, 7, 9 + pid])
+except ALError as e:
+  print("ALError:", e)
+else:
+  print("no error")
+def write():  # fails on process 0, the only process that runs it
+  raise ALError("disk full on the writer")
+try:
+  parallel.on_writer(write)
+except ALError as e:
+  print("writer ALError:", e)
+print("DONE", pid)
+"""
+
+
+def test_collectives_build_the_global_batch_and_catch_disagreeing_selections(tmp_path):
+  """The pieces the loop relies on, on 2 processes: each process supplies its own rows of a
+  global batch, sharded outputs are gathered to every host, process 0's answers reach the
+  others, and selections that differ between processes stop both with one line."""
+  port = _free_port()
+  procs = [subprocess.Popen([sys.executable, "-c", DRIVER, str(i), str(port)], cwd=ROOT,
+                            env=_env(1), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True) for i in range(2)]
+  for pid, (rc, out, err) in enumerate(_finish(procs)):
+    assert rc == 0 and f"DONE {pid}" in out, out[-2000:] + err[-3000:]
+    assert ("ALError: cycle 3 selection differs between processes (processes [1] disagree "
+            "with process 0)") in out, out
+    assert "writer ALError: disk full on the writer" in out, out
+
+
+def test_distributed_flags_are_checked_before_jax_starts():
+  for extra, message in (
+      (["--coordinator_address=localhost:1", "--process_id=1"],
+       "error: --coordinator_address, --process_id only apply with --distributed"),
+      (["--distributed", "--seeds=0,1"],
+       "error: --distributed runs one experiment (one method, one seed)")):
+    r = subprocess.run(_cmd(*extra), cwd=ROOT, env=_env(1), capture_output=True, text=True,
+                       timeout=TIMEOUT)
+    assert r.returncode == 2 and r.stderr.strip().startswith(message), r.stderr[-2000:]
