@@ -32,12 +32,15 @@ from al_jax import ALError
 
 
 def process_count() -> int:
-  return jax.process_count()
+  """The number of processes of this run: 1 unless `jax.distributed.initialize()` ran. Asks
+  no JAX backend in that case, so that code that only reads workdirs (report tools, a
+  study's parent process, which leaves the accelerators to its workers) starts none."""
+  return jax.process_count() if jax.distributed.is_initialized() else 1
 
 
 def is_writer() -> bool:
   """Whether this process writes the run's files and logs (process 0; the only one alone)."""
-  return jax.process_index() == 0
+  return process_count() == 1 or jax.process_index() == 0
 
 
 class DataParallel:
@@ -99,7 +102,7 @@ def fetch(tree) -> Any:
   """Host (numpy) copies of device arrays. One process: `jax.device_get`. Several: an
   array that spans other processes' devices is gathered to every process (a collective:
   every process calls this in the same order); a replicated one is read locally."""
-  if jax.process_count() == 1:
+  if process_count() == 1:
     return jax.device_get(tree)
   from jax.experimental import multihost_utils
 
@@ -112,7 +115,7 @@ def fetch(tree) -> Any:
 
 def broadcast_bytes(data: Optional[bytes]) -> bytes:
   """Process 0's `data` on every process (others pass None); a collective."""
-  if jax.process_count() == 1:
+  if process_count() == 1:
     return data
   from jax.experimental import multihost_utils
   writer = is_writer()
@@ -125,7 +128,7 @@ def broadcast_bytes(data: Optional[bytes]) -> bytes:
 
 def broadcast_json(obj: Any = None) -> Any:
   """Process 0's JSON-able `obj` on every process (others' `obj` is ignored)."""
-  if jax.process_count() == 1:
+  if process_count() == 1:
     return obj
   text = json.dumps(obj).encode() if is_writer() else None
   return json.loads(broadcast_bytes(text).decode())
@@ -137,7 +140,7 @@ def check_same(what: str, values: Sequence) -> None:
   so they agree unless the hosts' data or software differ; this finds that at the cycle it
   happens instead of letting each process train on its own labeled set. A 64-bit digest is
   gathered (8 bytes per process, one tiny collective), not the values."""
-  if jax.process_count() == 1:
+  if process_count() == 1:
     return
   from jax.experimental import multihost_utils
   digest = hashlib.sha256(np.ascontiguousarray(np.asarray(values, np.int64)).tobytes())
@@ -156,7 +159,7 @@ def on_writer(fn, *args, **kwargs) -> Any:
   other exception is re-raised on process 0 and named in an ALError on the others, which
   would otherwise wait in the next collective for a process that is gone. One process:
   just the call."""
-  if jax.process_count() == 1:
+  if process_count() == 1:
     return fn(*args, **kwargs)
   out, err, exc = None, None, None
   if is_writer():
@@ -176,7 +179,7 @@ def on_writer(fn, *args, **kwargs) -> Any:
 
 def gather_json(obj: Any) -> list:
   """Every process's JSON-able `obj`, in process order, on every process; a collective."""
-  if jax.process_count() == 1:
+  if process_count() == 1:
     return [obj]
   from jax.experimental import multihost_utils
   data = np.frombuffer(json.dumps(obj).encode(), np.uint8)
@@ -197,7 +200,7 @@ def local_copy(tree) -> Any:
   """`tree` for work that process 0 does alone (drawing a run's artifacts): unchanged on one
   process; with several, host copies of its replicated arrays, so that jitted code on them
   runs on this process's devices only instead of waiting for the others."""
-  if jax.process_count() == 1:
+  if process_count() == 1:
     return tree
 
   def get(x):
