@@ -320,7 +320,7 @@ class ActiveLearner:
     eval_s = time.time() - te
     prefix = rec.artifacts_prefix(cycle)
     if prefix is not None:  # objective-specific files, e.g. ARAL's sample grids
-      self.objective.write_artifacts(state, prefix, cycle)
+      self.objective.write_artifacts(parallel.local_copy(state), prefix, cycle)
     t1 = time.time()
     selected = np.zeros(0, np.int64)
     score_s = select_s = 0.0
@@ -335,6 +335,7 @@ class ActiveLearner:
         sel = self.select(cycle, state, pool, prev_vars)
         selected, score_s, select_s = sel.indices, sel.score_seconds, sel.select_seconds
         sel_info = sel.info
+        parallel.check_same(f"cycle {cycle} selection", selected)  # several processes agree
     query_s = time.time() - t1
     cost = cycle_cost(eval_s, train_c.seconds + eval_c.seconds + query_c.seconds,
                       self.trainer.steps_run - steps0, train_s - train_c.seconds)

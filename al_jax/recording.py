@@ -83,7 +83,7 @@ class Recorder:
     return self.workdir.read_results() if self.workdir is not None else []
 
   def start_tensorboard(self, start: int, num_labeled: int, epochs: int) -> None:
-    if self.tensorboard:
+    if self.tensorboard and self.workdir.writer:  # process 0 alone writes (al_jax.results)
       # On resume, TensorBoard drops events a killed run wrote at or past the redone steps.
       self.tb = progress_lib.TensorBoardWriter(
           self.workdir.path, train_purge_step=start * epochs if start else None,
@@ -96,13 +96,13 @@ class Recorder:
 
   def artifacts_prefix(self, cycle: int) -> Optional[str]:
     """Where objective-specific files of a cycle go (None without a workdir)."""
-    if self.workdir is None:
+    if self.workdir is None or not self.workdir.writer:
       return None
     return os.path.join(self.workdir.path, "artifacts", f"cycle_{cycle}")
 
   def diagnostics(self, cycle: int, report: Dict[str, Any]) -> None:
     if self.workdir is not None:
-      diag_lib.write_report(self.workdir.path, cycle, report)
+      self.workdir.on_writer(diag_lib.write_report, self.workdir.path, cycle, report)
 
   def test_point(self, row: Dict[str, Any], test: Dict[str, float], train_s: float,
               query_s: float) -> None:

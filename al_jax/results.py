@@ -9,6 +9,15 @@ orbax/tensorstore report a full disk as RESOURCE_EXHAUSTED) stops the run with o
 line naming the path and the errno; the finished cycles' files stay readable and `--resume`
 (after space is freed) redoes the unfinished cycle. A newest checkpoint that does not
 restore or disagrees with results.jsonl is set aside and the one before is used.
+
+A run spanning several processes (experiments.main --distributed) has one writer, process 0:
+it alone creates the workdir, holds its lock and writes config.json, results.jsonl, pools/
+and checkpoints/ (host copies of the replicated model state, through an orbax manager
+limited to process 0); the other processes never touch the directory. Each write is a
+collective (`al_jax.parallel.on_writer`): the others wait for it, so none runs ahead of an
+unwritten cycle, and a failed write stops every process with the same one line. What the
+others must read — a resumed run's rows, checkpoint and labeled set — process 0 reads and
+broadcasts, so the workdir need not be on a filesystem the other hosts see.
 """
 
 import contextlib
@@ -26,6 +35,7 @@ import orbax.checkpoint as ocp
 
 import al_jax
 from al_jax import ALError
+from al_jax import parallel
 from al_jax.writes import write_errno, write_error, writing  # noqa: F401  (re-exported)
 
 
@@ -59,7 +69,9 @@ _RUN_ONLY_KEYS = ("resume", "workdir", "log_every", "diagnostics", "parallel")
 def environment_info() -> Dict[str, Any]:
   return {"al_jax_version": al_jax.__version__, "jax_version": jax.__version__,
           "backend": jax.default_backend(),
-          "devices": [str(d) for d in jax.devices()], "device_count": jax.device_count()}
+          "devices": [str(d) for d in jax.devices()], "device_count": jax.device_count(),
+          # Which process wrote this workdir (the only one; see the module docstring).
+          "process_index": jax.process_index(), "process_count": jax.process_count()}
 
 
 def atomic_write(path: str, text: str) -> None:
@@ -102,6 +114,13 @@ class Workdir:
     self._mngr: Optional[ocp.CheckpointManager] = None
     self._saving: Optional[int] = None  # the step of the asynchronous save in flight
     self._lock = None
+    # Process 0 writes; with several processes the others only take part in the collectives.
+    self.writer = parallel.is_writer()
+    self.multi_process = parallel.process_count() > 1
+
+  def on_writer(self, fn, *args, **kwargs):
+    """`fn(*args, **kwargs)` on the writing process alone (al_jax.parallel.on_writer)."""
+    return parallel.on_writer(fn, *args, **kwargs)
 
   # --- experiment identity ---------------------------------------------------------------
   def holds_experiment(self) -> bool:
@@ -109,6 +128,9 @@ class Workdir:
 
   def start(self, config: Dict[str, Any], resume: bool) -> None:
     """Creates the workdir, or checks that `--resume` continues the same experiment."""
+    self.on_writer(self._start, config, resume)
+
+  def _start(self, config: Dict[str, Any], resume: bool) -> None:
     config = json.loads(json.dumps(config))  # tuples → lists, as they come back from disk
     if self.holds_experiment():
       if not resume:
@@ -170,6 +192,12 @@ class Workdir:
 
   # --- per-cycle files -------------------------------------------------------------------
   def read_results(self) -> List[Dict[str, Any]]:
+    """The rows of finished cycles (several processes: process 0's, on every process)."""
+    if self.multi_process:
+      return parallel.broadcast_json(self._read_results() if self.writer else None)
+    return self._read_results()
+
+  def _read_results(self) -> List[Dict[str, Any]]:
     if not os.path.exists(self.results_path):
       return []
     rows = []
@@ -185,10 +213,16 @@ class Workdir:
     return rows
 
   def truncate_results(self, keep_below_cycle: int) -> None:
-    rows = [r for r in self.read_results() if r["cycle"] < keep_below_cycle]
+    self.on_writer(self._truncate_results, keep_below_cycle)
+
+  def _truncate_results(self, keep_below_cycle: int) -> None:
+    rows = [r for r in self._read_results() if r["cycle"] < keep_below_cycle]
     atomic_write(self.results_path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
 
   def append_result(self, row: Dict[str, Any]) -> None:
+    self.on_writer(self._append_result, row)
+
+  def _append_result(self, row: Dict[str, Any]) -> None:
     size = os.path.getsize(self.results_path) if os.path.exists(self.results_path) else 0
     with writing(self.results_path):
       try:
@@ -203,6 +237,9 @@ class Workdir:
         raise
 
   def save_pool(self, cycle: int, labeled: np.ndarray) -> None:
+    self.on_writer(self._save_pool, cycle, labeled)
+
+  def _save_pool(self, cycle: int, labeled: np.ndarray) -> None:
     tmp = os.path.join(self.pools_dir, f".cycle_{cycle}.npy")
     path = os.path.join(self.pools_dir, f"cycle_{cycle}.npy")
     with writing(path):
@@ -215,14 +252,23 @@ class Workdir:
         raise
 
   def write_json(self, name: str, obj: Any) -> None:
-    atomic_write(os.path.join(self.path, name), json.dumps(obj, indent=2, sort_keys=True))
+    self.on_writer(atomic_write, os.path.join(self.path, name),
+                   json.dumps(obj, indent=2, sort_keys=True))
 
   # --- checkpoints -----------------------------------------------------------------------
   @property
   def manager(self) -> ocp.CheckpointManager:
     if self._mngr is None:
-      self._mngr = ocp.CheckpointManager(
-          self.ckpt_dir, options=ocp.CheckpointManagerOptions(max_to_keep=2, create=True))
+      if self.multi_process:
+        # Process 0 alone saves host copies: orbax's barriers then span only process 0
+        # (active_processes), and it cannot create the directory itself (start() did).
+        options = ocp.CheckpointManagerOptions(
+            max_to_keep=2, create=False,
+            multiprocessing_options=ocp.options.MultiprocessingOptions(
+                primary_host=0, active_processes={0}))
+      else:
+        options = ocp.CheckpointManagerOptions(max_to_keep=2, create=True)
+      self._mngr = ocp.CheckpointManager(self.ckpt_dir, options=options)
     return self._mngr
 
   def latest_checkpoint(self) -> Optional[int]:
@@ -243,7 +289,17 @@ class Workdir:
     """Model state and AL bookkeeping in one checkpoint (big_vision keeps both together).
 
     The save runs in the background; the previous one (a whole cycle ago) is waited for
-    first, so a full disk is reported with the checkpoint it hit."""
+    first, so a full disk is reported with the checkpoint it hit.
+
+    Several processes: the state's arrays span every process's devices; replicated, each
+    process holds the whole of them, and process 0 saves its host copy."""
+    if self.multi_process:
+      state = parallel.fetch(state)  # every process: a sharded leaf is a collective gather
+      self.on_writer(self._save_checkpoint, cycle, state, al_state)
+    else:
+      self._save_checkpoint(cycle, state, al_state)
+
+  def _save_checkpoint(self, cycle: int, state: Any, al_state: Dict[str, Any]) -> None:
     self._wait_for_checkpoint()
     self._check_space(cycle, (state, al_state))
     with writing(self._step_dir(cycle)):
@@ -311,11 +367,35 @@ class Workdir:
 
     Newer checkpoints that fail (torn or garbled files, a disagreeing AL state) are moved
     to `corrupt_checkpoints/` (kept for inspection, out of orbax's way) and one line says
-    which one the run continues from. When none restores: one-line ALError."""
+    which one the run continues from. When none restores: one-line ALError.
+
+    Several processes: process 0 restores (and sets aside) and broadcasts the step, the AL
+    state and the model state (host arrays) to the others."""
+    if not self.multi_process:
+      return self._restore_latest(abstract_state, log)
+    found = self.on_writer(self._restore_latest, abstract_state, log)
+    head = None
+    if found is not None:
+      step, _, al = found
+      head = {"step": int(step), "cycle": int(np.asarray(al["cycle"])),
+              "labeled": np.asarray(al["labeled"]).astype(np.int64).tolist()}
+    head = parallel.broadcast_json(head)
+    if head is None:
+      return None
+    from jax.experimental import multihost_utils
+    state = (jax.tree_util.tree_map(lambda a, x: np.asarray(x, a.dtype), abstract_state,
+                                    found[1]) if self.writer else
+             jax.tree_util.tree_map(lambda a: np.zeros(a.shape, a.dtype), abstract_state))
+    state = multihost_utils.broadcast_one_to_all(state)
+    return head["step"], state, {"cycle": np.int64(head["cycle"]),
+                                 "labeled": np.asarray(head["labeled"], np.int64)}
+
+  def _restore_latest(self, abstract_state: Any, log: Callable[[str], None] = print
+                      ) -> Optional[Tuple[int, Any, Dict[str, Any]]]:
     steps = sorted(self.manager.all_steps(), reverse=True)
     if not steps:
       return None
-    rows = {int(r["cycle"]): r for r in self.read_results()}
+    rows = {int(r["cycle"]): r for r in self._read_results()}
     bad: List[Tuple[int, str]] = []
     for step in steps:
       try:

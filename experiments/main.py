@@ -11,8 +11,10 @@ paired initial pools), one run workdir per pair under --workdir:
     python -m experiments.report --workdir=W
 
 `--workers=N` runs a study's members in N processes on this host, `--shard=K/N` only the
-K-th of N slices (a SLURM job array, several hosts); `--list` names every method, objective,
-acquisition function, model and dataset.
+K-th of N slices (a SLURM job array, several hosts); `--distributed` runs one experiment as
+one program over several processes' devices (one process per host or per GPU, e.g. `srun`),
+process 0 alone writing the workdir; `--list` names every method, objective, acquisition
+function, model and dataset.
 """
 
 import contextlib
@@ -51,8 +53,16 @@ flags.DEFINE_bool("resume", False, "Continue the experiment in --workdir after i
 flags.DEFINE_bool("diagnostics", False, "Write the loss-estimation report of the acquisition "
                   "score per cycle to WORKDIR/diagnostics/cycle_K.json.")
 flags.DEFINE_multi_string("set", [], "Config override key=value (dotted keys).")
-flags.DEFINE_bool("distributed", False, "Multi-host: call jax.distributed.initialize() first "
-                  "(coordinator and process ids from the environment, as on Cloud TPU/SLURM).")
+flags.DEFINE_bool("distributed", False, "Multi-host: one experiment over every process's "
+                  "devices. Calls jax.distributed.initialize() first (coordinator and process "
+                  "ids from the environment, as under SLURM or on Cloud TPU, or from the three "
+                  "flags below); process 0 alone writes the workdir and logs.")
+flags.DEFINE_string("coordinator_address", None, "--distributed: host:port of process 0's "
+                    "coordinator (default: from the environment, e.g. SLURM).")
+flags.DEFINE_integer("num_processes", None, "--distributed: number of processes (default: "
+                     "from the environment).", lower_bound=1)
+flags.DEFINE_integer("process_id", None, "--distributed: this process's index, 0 = the "
+                     "writer (default: from the environment).", lower_bound=0)
 flags.DEFINE_enum("ntk_backend", None, ["native", "neural_tangents"],
                   "Empirical-NTK backend of eNTK-based acquisitions (crc): native, or "
                   "neural_tangents where neural-tangents imports.")
@@ -126,7 +136,49 @@ def check_flags():
   if FLAGS.distributed and (shard or FLAGS.workers > 1):
     raise ALError("--distributed runs one study across hosts' devices as one program; "
                   "use --shard (one process per host) or --workers instead")
+  if FLAGS.distributed and (len(seeds) > 1 or len(FLAGS.method) > 1):
+    raise ALError("--distributed runs one experiment (one method, one seed) over every "
+                  "process's devices; spread a study's members with --shard or --workers")
+  spelled = [f"--{f}" for f in ("coordinator_address", "num_processes", "process_id")
+             if FLAGS[f].present]
+  if spelled and not FLAGS.distributed:
+    raise ALError(f"{', '.join(spelled)} only apply with --distributed")
   return seeds, shard
+
+
+def start_distributed():
+  """jax.distributed.initialize() from the flags, or from the environment (SLURM, Open MPI,
+  Cloud TPU) where they are not given; a failure to set it up is one line."""
+  import jax
+  from al_jax import ALError
+  try:
+    jax.distributed.initialize(coordinator_address=FLAGS.coordinator_address,
+                               num_processes=FLAGS.num_processes, process_id=FLAGS.process_id)
+  except (ValueError, RuntimeError) as e:
+    first = str(e).splitlines()[0] if str(e) else type(e).__name__
+    raise ALError(f"--distributed: jax.distributed.initialize() failed: {first}") from None
+
+
+def run_distributed(config, workdir: str, log, progress):
+  """One experiment over every process's devices: each process runs the same loop, process
+  0 writing the workdir (al_jax.results) and logging. It ends with every process agreeing on
+  the outcome: a failure only process 0 sees after the last collective (its final
+  checkpoint's write) fails every process with the same line, and no process returns
+  before the workdir is complete."""
+  import al_jax.loop as loop
+  from al_jax import ALError
+  from al_jax import parallel
+  error, rows = None, []
+  try:
+    rows = loop.run(config, workdir, resume=FLAGS.resume, log=log, progress=progress,
+                    tensorboard=FLAGS.tensorboard)
+  except ALError as e:
+    error = str(e)
+  # Every process's outcome, process 0's first: a failure raised on one process only.
+  error = parallel.first_error(error)
+  if error is not None:
+    raise ALError(error)
+  return rows
 
 
 def main(argv):
@@ -171,13 +223,24 @@ def main(argv):
     else:
       import jax
       if FLAGS.distributed:
-        jax.distributed.initialize()
+        start_distributed()
       devices = jax.devices()
-    workdir = FLAGS.workdir or tempfile.mkdtemp(prefix="al_jax_")
+    writer = True
+    if FLAGS.distributed:
+      from al_jax import parallel
+      writer = parallel.is_writer()
+      if not writer:
+        # Process 0 logs for the run; the others compute, and say only what goes wrong.
+        log.setLevel(std_logging.WARNING)
+    workdir = FLAGS.workdir or (tempfile.mkdtemp(prefix="al_jax_") if writer else None)
+    if FLAGS.distributed:
+      # Process 0's workdir on every process: the one the run's files go to (the others
+      # never touch it, so it need not be on a filesystem they see).
+      workdir = parallel.broadcast_json(workdir)
     log.info("al_jax: %s on %s (%s preset), seeds %s, devices %s, workdir %s",
              ",".join(methods), FLAGS.dataset, FLAGS.preset, seeds, devices, workdir)
     progress = (progress_lib.Progress(FLAGS.progress, FLAGS.progress_interval, log=log.info)
-                if FLAGS.progress != "off" else None)
+                if FLAGS.progress != "off" and writer else None)
     # Log lines printed while a bar is drawn would tear it: tqdm prints them above the bar.
     redirect = contextlib.nullcontext()
     if progress is not None and progress.mode == "bar":
@@ -191,11 +254,15 @@ def main(argv):
             progress=progress, tensorboard=FLAGS.tensorboard,
             progress_mode="off" if FLAGS.progress == "off" else "lines",
             progress_interval=FLAGS.progress_interval)
+      elif FLAGS.distributed:
+        runs = {workdir: run_distributed(configs[0], workdir, log.info, progress)}
       else:
         runs = {workdir: loop.run(configs[0], workdir, resume=FLAGS.resume, log=log.info,
                                   progress=progress, tensorboard=FLAGS.tensorboard)}
   except ALError as e:
     cli.fail(e)
+  if not writer:
+    return
   for path, rows in runs.items():
     if rows:
       last = rows[-1]

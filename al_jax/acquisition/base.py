@@ -23,6 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from al_jax import ALError
+from al_jax import parallel
 from al_jax.data.augment import Preprocess
 from al_jax.data.pool import Pool
 from al_jax.registry import Registry
@@ -165,7 +166,7 @@ def map_chunks(fn: Callable, state: ModelState, x_all, idx: np.ndarray, prep: Pr
                                          jax.random.fold_in(rng, k))))
   host = []
   for m, o in outs:
-    host.append((m, jax.device_get(o)))
+    host.append((m, parallel.fetch(o)))  # gathered from every process's devices
     if progress is not None:
       progress(len(host), len(outs))
   return jax.tree_util.tree_map(lambda *a: np.concatenate(a, 0),
