@@ -71,7 +71,8 @@ def _rows(workdir):
   with open(os.path.join(workdir, "results.jsonl")) as f:
     rows = [json.loads(line) for line in f]
   # Wall-clock timings are the only fields that may differ.
-  return [{k: v for k, v in r.items() if not k.endswith("_seconds")} for r in rows]
+  from al_jax.recording import TIMING_FIELDS
+  return [{k: v for k, v in r.items() if k not in TIMING_FIELDS} for r in rows]
 
 
 def _pools(workdir):
