@@ -57,3 +57,17 @@ def test_a_run_with_the_jitted_init_compiles_its_step_once():
   assert learner.trainer.compiles == 1
   state = learner.objective.init(jax.random.PRNGKey(0), learner.x_train[:1])
   assert state.step.dtype == jnp.int32 and state.epoch.dtype == jnp.int32
+
+
+@pytest.mark.parametrize("method", ["crtcl", "ll4al"])
+def test_jitted_side_model_init_equals_the_eager_one(method):
+  """CrtCl's critic (clipped into the box) and LL4AL's loss module with their optimiser
+  states: the jitted `_init_aux` returns what the same function returns eagerly."""
+  learner = loop.ActiveLearner(tiny_config(method, "digits"), log=quiet)
+  obj = learner.objective
+  rng = jax.random.PRNGKey(4)
+  state = obj.init(rng, learner.x_train[:1])
+  k_side = (jax.random.split(rng)[1] if method == "crtcl" else jax.random.fold_in(rng, 1))
+  want = obj._init_aux(k_side, state.params, state.batch_stats,
+                       obj.prep.eval(learner.x_train[:1]))
+  _assert_trees_equal(state.aux, want)
