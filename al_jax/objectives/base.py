@@ -22,6 +22,7 @@ layout and are declared in `self.side_models` (`al_jax.objectives.side`): `start
 """
 
 import abc
+import functools
 from typing import Any, Dict, Optional, Tuple
 
 import flax
@@ -103,7 +104,16 @@ class Objective(abc.ABC):
     return self.model.apply(variables, x, train=train, dropout=dropout, rngs=rngs)
 
   def init_classifier(self, rng: jax.Array, example_x: jnp.ndarray) -> TrainState:
-    x = self.prep.eval(example_x[:1])
+    # One compiled initialisation (model + optimiser state): eager, Flax's `init` and optax's
+    # `init` compiled every initialiser and every zeros_like separately, ~3 s of a run's first
+    # cycle on 2 cores (fashion_mnist small CNN). Same values bit for bit (tested).
+    return self._jit_init_classifier(rng, self.prep.eval(example_x[:1]))
+
+  @functools.cached_property
+  def _jit_init_classifier(self):
+    return jax.jit(self._init_classifier)
+
+  def _init_classifier(self, rng: jax.Array, x: jnp.ndarray) -> TrainState:
     variables = self.model.init({"params": rng, "dropout": rng}, x, train=False)
     return TrainState.create(apply_fn=self.apply_model, params=variables["params"],
                              batch_stats=variables.get("batch_stats", {}), tx=self.tx,

@@ -8,6 +8,8 @@ live in `TrainState.aux["loss_net"]` (a side model, `al_jax.objectives.side`); `
 LPLgrad's `entropy_gradnorm` ignores it).
 """
 
+import functools
+
 import flax
 import jax
 import jax.numpy as jnp
@@ -123,12 +125,21 @@ class LossPrediction(Objective):
     # start from the same weights (paired comparison); the module gets a derived key.
     state = self.init_classifier(rng, example_x)
     k_mod = jax.random.fold_in(rng, 1)
-    _, feats = self.apply_model({"params": state.params, "batch_stats": state.batch_stats},
-                                self.prep.eval(example_x[:1]))
+    # One compiled initialisation of the module and its optimiser state (eager, every op
+    # compiled separately: ~3.3 s of a run's first cycle on 2 cores, fashion_mnist).
+    return state.replace(aux=self._jit_init_aux(k_mod, state.params, state.batch_stats,
+                                                self.prep.eval(example_x[:1])))
+
+  @functools.cached_property
+  def _jit_init_aux(self):
+    return jax.jit(self._init_aux)
+
+  def _init_aux(self, k_mod, params, batch_stats, x):
+    _, feats = self.apply_model({"params": params, "batch_stats": batch_stats}, x)
     if not feats.get("stages"):
       raise ALError("loss_pred needs a classifier with intermediate features['stages']")
-    return state.replace(aux={"loss_net": self.side_models["loss_net"].init(
-        self.loss_net.init(k_mod, feats["stages"]))})
+    return {"loss_net": self.side_models["loss_net"].init(
+        self.loss_net.init(k_mod, feats["stages"]))}
 
   def model_state(self, state):
     return ModelState(apply_fn=self.apply_model,
