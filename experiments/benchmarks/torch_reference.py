@@ -146,7 +146,7 @@ class SmallCNN(_Module):
 
 
 class BasicBlock(_Module):
-  """`al_jax.models.resnet.BasicBlock`: conv3×3 → BN → ReLU → conv3×3 → BN (+ shortcut) → ReLU."""
+  """`al_jax.models.resnet.BasicBlock`: conv → BN → ReLU → conv → BN, + shortcut, → ReLU."""
 
   def __init__(self, in_planes: int, planes: int, stride: int, bn_momentum: float,
                bn_epsilon: float):

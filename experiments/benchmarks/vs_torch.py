@@ -4,9 +4,10 @@
 
 For the small CNN on 28×28×1 (the cpu preset's 28×28 model: widths (32, 64, 128), flatten,
 Adam 2e-3, batch 32) and the CIFAR ResNet-18 on 32×32×3 (the paper preset's: SGD 0.1,
-momentum 0.9, weight decay 5e-4, batch 128), with the same weights in both frameworks
-(al_jax's initialisation ported by `torch_reference.port_variables`, and the inference
-logits checked to agree before anything is timed):
+momentum 0.9, weight decay 5e-4; batch 64, half the preset's 128, to fit a 2-core machine),
+with the same weights in both frameworks (al_jax's initialisation ported by
+`torch_reference.port_variables`, and the inference logits checked to agree before anything
+is timed):
 
 * train: supervised steps/s (normalise, train-mode forward, cross-entropy, backward,
   optimiser update; no augmentation in either, which PyTorch code does in its data loader);
@@ -17,13 +18,17 @@ logits checked to agree before anything is timed):
   al_jax's default `entropy_gradnorm` (factorised, `map_chunks`), PyTorch's batch-1 backward
   loop of LPLgrad's public code.
 
-Rates are medians over interleaved rounds (al_jax, PyTorch, al_jax, ...), after one warm-up
-call each (al_jax's compile is not timed), so a load change on a shared machine hits both
-sides alike; `ratio` = al_jax / PyTorch (> 1: al_jax faster). PyTorch gets as many threads
-as XLA:CPU's pool (the machine's cores). `n` is the batch (train) or the samples scored; `load1` is the
-1-minute load average when the model's rows start; `logit_err` the largest |Δ logit| of the
-weight-port check. `--quick`: fewer samples and rounds, and ResNet-18 at width 1/4 with batch 32.
-Without PyTorch the section prints how to install it and returns no rows.
+Rates are medians over interleaved rounds (al_jax, PyTorch, PyTorch 1-thread, al_jax, ...),
+after one warm-up call each (al_jax's compile is not timed), so a load change on a shared
+machine hits all sides alike; `ratio` = al_jax / PyTorch (> 1: al_jax faster). PyTorch
+gets as many threads as XLA:CPU's pool (the machine's cores); `torch_1t`/`ratio_1t` repeat
+it with one thread: on a machine shared beyond its cores, OpenMP's spinning barriers made
+2-thread PyTorch up to 10× slower than 1-thread (BUILD_NOTES "PyTorch reference"), so both
+are shown. `n` is the
+batch (train) or the samples scored; `load1` is the 1-minute load average when the model's
+rows start; `logit_err` the largest |Δ logit| of the weight-port check. `--quick`: fewer
+samples and rounds, and ResNet-18 at width 1/4 with batch 32. Without PyTorch the section
+prints how to install it and returns no rows.
 """
 
 import os
@@ -41,8 +46,8 @@ from experiments.benchmarks import torch_reference as tr
 # train batch, train steps per round, pool for entropy, chunk, gradnorm samples, gradnorm chunk.
 _FULL = (
     ("small_cnn", {}, (28, 28, 1), ("entropy", "fashion_mnist", "cpu"), 32, 10, 4096, 256,
-     256, 128),
-    ("resnet18", {}, (32, 32, 3), ("lplgrad", "cifar10", "paper"), 128, 1, 512, 128, 32, 32),
+     128, 64),
+    ("resnet18", {}, (32, 32, 3), ("lplgrad", "cifar10", "paper"), 64, 1, 256, 128, 16, 16),
 )
 _QUICK = (
     ("small_cnn", {}, (28, 28, 1), ("entropy", "fashion_mnist", "cpu"), 32, 5, 512, 256,
@@ -50,7 +55,7 @@ _QUICK = (
     ("resnet18", {"width_multiplier": 0.25}, (32, 32, 3), ("lplgrad", "cifar10", "paper"), 32,
      2, 256, 128, 16, 16),
 )
-_ROUNDS = {False: 5, True: 3}
+_ROUNDS = {False: 3, True: 2}
 
 
 def _median_rates(fns, items, rounds):
@@ -62,6 +67,28 @@ def _median_rates(fns, items, rounds):
       fn()
       secs[k].append(time.perf_counter() - t)
   return {k: items[k] / statistics.median(v) for k, v in secs.items()}
+
+
+def _with_threads(fn, n):
+  """fn run with PyTorch's intra-op pool set to n threads (restored after)."""
+  import torch
+
+  def run():
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+      return fn()
+    finally:
+      torch.set_num_threads(before)
+  return run
+
+
+def _rates(jax_fn, torch_fn, n, rounds):
+  """al_jax, PyTorch (all cores) and PyTorch (1 thread) items/s, interleaved, and ratios."""
+  r = _median_rates({"jax": jax_fn, "torch": torch_fn, "torch_1t": _with_threads(torch_fn, 1)},
+                    {"jax": n, "torch": n, "torch_1t": n}, rounds)
+  return {"al_jax": r["jax"], "torch": r["torch"], "torch_1t": r["torch_1t"],
+          "ratio": r["jax"] / r["torch"], "ratio_1t": r["jax"] / r["torch_1t"]}
 
 
 def _setup(name, extra, shape, preset, seed=0):
@@ -117,10 +144,8 @@ def _train_row(name, obj, state, tmodel, cfg, prep, shape, batch, steps, rounds)
   jax_steps()
   compile_s = time.perf_counter() - t
   torch_steps()
-  r = _median_rates({"jax": jax_steps, "torch": torch_steps}, {"jax": steps, "torch": steps},
-                    rounds)
-  return {"task": "train_step", "unit": "steps/s", "n": batch, "al_jax": r["jax"],
-          "torch": r["torch"], "ratio": r["jax"] / r["torch"], "compile_s": compile_s}
+  return {"task": "train_step", "unit": "steps/s", "n": batch,
+          **_rates(jax_steps, torch_steps, steps, rounds), "compile_s": compile_s}
 
 
 def _acq_rows(name, obj, state, tmodel, prep, shape, pool, chunk, gn_n, gn_chunk, rounds):
@@ -143,9 +168,8 @@ def _acq_rows(name, obj, state, tmodel, prep, shape, pool, chunk, gn_n, gn_chunk
     st = torch_fn().numpy()
     # Same quantity on both sides (float32 rounding apart).
     np.testing.assert_allclose(sj, st, rtol=1e-3, atol=1e-5, err_msg=f"{name} {task}")
-    r = _median_rates({"jax": jax_fn, "torch": torch_fn}, {"jax": n, "torch": n}, rounds)
-    rows.append({"task": task, "unit": "samples/s", "n": n, "al_jax": r["jax"],
-                 "torch": r["torch"], "ratio": r["jax"] / r["torch"], "compile_s": compile_s})
+    rows.append({"task": task, "unit": "samples/s", "n": n,
+                 **_rates(jax_fn, torch_fn, n, rounds), "compile_s": compile_s})
   return rows
 
 
