@@ -20,15 +20,15 @@ is timed):
 
 Rates are medians over interleaved rounds (al_jax, PyTorch, PyTorch 1-thread, al_jax, ...),
 after one warm-up call each (al_jax's compile is not timed), so a load change on a shared
-machine hits all sides alike; `ratio` = al_jax / PyTorch (> 1: al_jax faster). PyTorch
-gets as many threads as XLA:CPU's pool (the machine's cores); `torch_1t`/`ratio_1t` repeat
-it with one thread: on a machine shared beyond its cores, OpenMP's spinning barriers made
-2-thread PyTorch up to 10× slower than 1-thread (BUILD_NOTES "PyTorch reference"), so both
-are shown. `n` is the
-batch (train) or the samples scored; `load1` is the 1-minute load average when the model's
-rows start; `logit_err` the largest |Δ logit| of the weight-port check. `--quick`: fewer
-samples and rounds, and ResNet-18 at width 1/4 with batch 32. Without PyTorch the section
-prints how to install it and returns no rows.
+machine hits all sides alike; `ratio` = al_jax / PyTorch (> 1: al_jax faster). PyTorch gets
+as many threads as XLA:CPU's pool has: the cores the process may run on (`taskset -c 0
+python -m experiments.benchmark ...` compares both on one core). `torch_1t`/`ratio_1t`
+repeat PyTorch with one thread: on a machine shared beyond its cores, OpenMP's spinning
+barriers made 2-thread PyTorch up to 10× slower than 1-thread (BUILD_NOTES "PyTorch
+reference"), so both are shown. `n` is the batch (train) or the samples scored; `load1` the
+1-minute load average when the model's rows start; `logit_err` the largest |Δ logit| of the
+weight-port check. `--quick`: fewer samples and rounds, and ResNet-18 at width 1/4 with batch
+32. Without PyTorch the section prints how to install it and returns no rows.
 """
 
 import os
@@ -179,7 +179,8 @@ def vs_torch(args):
     print(f"vs_torch: PyTorch is not installed; {tr.INSTALL_HINT}")
     return []
   import torch
-  threads = os.cpu_count() or 1
+  # The cores this process may run on (`taskset` narrows them; XLA:CPU sizes its pool so).
+  threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
   torch.set_num_threads(threads)
   rows = []
   rounds = _ROUNDS[bool(args.quick)]
