@@ -5,11 +5,16 @@ samples do not interact), one batched forward/backward pass gives, for every
 layer, its inputs a_i and the gradients of its outputs δ_i = ∂L_i/∂z_i. The
 per-sample gradient of a layer's weights is a function of (a_i, δ_i) alone:
 
-* Dense / Conv kernel (Conv via unfolded patches; T = spatial positions):
+* Dense / Conv kernel (a_{i,t} = the input patch at output position t; T positions):
   ∇W_i = Σ_t a_{i,t} δ_{i,t}ᵀ, so
-  ‖∇W_i‖² = Σ_{t,t'} (a_{i,t}·a_{i,t'}) (δ_{i,t}·δ_{i,t'})   ("ghost norm", O(T²(D_in+D_out)))
-          = ‖A_iᵀ Δ_i‖²_F                                    (explicit, O(T·D_in·D_out))
-  chosen per layer by cost; with T = 1 both reduce to ‖a_i‖²‖δ_i‖².
+  ‖∇W_i‖² = Σ_{t,t'} (a_{i,t}·a_{i,t'}) (δ_{i,t}·δ_{i,t'})   ("ghost norm", Goodfellow 2015)
+          = ‖A_iᵀ Δ_i‖²_F                                    (explicit)
+  chosen per layer by cost; with T = 1 both reduce to ‖a_i‖²‖δ_i‖². For a conv neither form
+  unfolds the input (Rochette et al. 2019 use the same per-offset view): with K = kh·kw kernel
+  offsets k and x_{i,k} the input map shifted by k, ∇W_i[k] = x_{i,k}ᵀ Δ_i, so explicit is
+  Σ_k ‖x_{i,k}ᵀ Δ_i‖² (O(T·K·C_in·C_out)), and the patch Gram a_{i,t}·a_{i,t'} is the sum
+  over k of the padded input's pixel Gram at (t + k, t' + k) (O(T_p²·C_in + T²·C_out + K·T²),
+  T_p = padded input positions), K× cheaper on the input side than unfolded patches.
 * biases: ‖Σ_t δ_{i,t}‖²; BatchNorm scale: ‖Σ_t x̂_{i,t} ⊙ δ_{i,t}‖² with x̂ the
   normalised input under the running statistics.
 
@@ -59,14 +64,9 @@ def spatial_tuple(v, nd):
   return (v,) * nd if isinstance(v, int) else tuple(v)
 
 
-def conv_patches(x: jnp.ndarray, kernel_size, strides, padding, dilation) -> jnp.ndarray:
-  """Unfolded 2-D patches [B, H', W', kh·kw·C] by padding and strided slicing.
-
-  Equivalent (up to feature order, which no norm depends on) to
-  `lax.conv_general_dilated_patches`, which XLA lowers to a convolution with a
-  one-hot kernel: 8× slower here for a 14×14×32 map with a 3×3 kernel.
-  """
-  b, h, w, c = x.shape
+def conv_geometry(shape, kernel_size, strides, padding, dilation):
+  """Explicit (lo, hi) pads per spatial dim and the output size (H', W') of a 2-D conv."""
+  _, h, w, _ = shape
   (kh, kw), (sh, sw), (dh, dw) = kernel_size, strides, dilation
   if isinstance(padding, str):
     pads = []
@@ -76,13 +76,34 @@ def conv_patches(x: jnp.ndarray, kernel_size, strides, padding, dilation) -> jnp
       pads.append((total // 2, total - total // 2))
   else:
     pads = list(padding)
-  xp = jnp.pad(x, ((0, 0), pads[0], pads[1], (0, 0)))
-  hp, wp = xp.shape[1], xp.shape[2]
+  hp, wp = h + pads[0][0] + pads[0][1], w + pads[1][0] + pads[1][1]
   ho = (hp - (kh - 1) * dh - 1) // sh + 1
   wo = (wp - (kw - 1) * dw - 1) // sw + 1
+  return pads, (ho, wo)
+
+
+def conv_views(x: jnp.ndarray, kernel_size, strides, padding, dilation):
+  """The kh·kw shifted inputs [B, H', W', C] that the kernel offsets see, and the padded input.
+
+  View k = (i, j) holds, at output position (h, w), the input pixel that kernel tap (i, j)
+  multiplies, so conv(x, W)[t] = Σ_k x_k[t] · W[k].
+  """
+  pads, (ho, wo) = conv_geometry(x.shape, kernel_size, strides, padding, dilation)
+  (kh, kw), (sh, sw), (dh, dw) = kernel_size, strides, dilation
+  xp = jnp.pad(x, ((0, 0), pads[0], pads[1], (0, 0)))
   views = [xp[:, i * dh:i * dh + (ho - 1) * sh + 1:sh, j * dw:j * dw + (wo - 1) * sw + 1:sw, :]
            for i in range(kh) for j in range(kw)]
-  return jnp.concatenate(views, axis=-1)
+  return views, xp
+
+
+def conv_patches(x: jnp.ndarray, kernel_size, strides, padding, dilation) -> jnp.ndarray:
+  """Unfolded 2-D patches [B, H', W', kh·kw·C] by padding and strided slicing.
+
+  Equivalent (up to feature order, which no norm depends on) to
+  `lax.conv_general_dilated_patches`, which XLA lowers to a convolution with a
+  one-hot kernel: 8× slower here for a 14×14×32 map with a 3×3 kernel.
+  """
+  return jnp.concatenate(conv_views(x, kernel_size, strides, padding, dilation)[0], axis=-1)
 
 
 def _supported(module) -> bool:
@@ -146,7 +167,7 @@ def layers_cover_params(layers, params) -> bool:
 
 
 def _kernel_sq_norm(a: jnp.ndarray, d: jnp.ndarray, impl: str) -> jnp.ndarray:
-  """‖Σ_t a_t δ_tᵀ‖²_F per sample; a [B,T,Din], d [B,T,Dout]."""
+  """‖Σ_t a_t δ_tᵀ‖²_F per sample; a [B,T,Din], d [B,T,Dout] (Dense layers)."""
   _, t, din = a.shape
   dout = d.shape[-1]
   if t == 1:
@@ -160,6 +181,68 @@ def _kernel_sq_norm(a: jnp.ndarray, d: jnp.ndarray, impl: str) -> jnp.ndarray:
   return jnp.sum(g * g, (1, 2))
 
 
+# The Gram form's contractions (T_p × T_p and T × T outputs from short C contractions) and
+# its K shifted slice-adds ran at about half the explicit per-offset products' speed on
+# XLA:CPU (jax 0.12; 14×14 and 16×16 maps: ghost 0.6× the explicit MACs still took longer),
+# so "auto" takes it only when it costs under half as many MACs.
+GHOST_EFFICIENCY = 0.5
+
+
+def conv_kernel_costs(x_shape, d_shape, conv) -> Tuple[int, int]:
+  """Per-sample multiply-adds of the (explicit, ghost) conv kernel norms; `conv` as in
+  `_conv_kernel_sq_norm`."""
+  kernel_size, strides, padding, dilation = conv
+  _, (ho, wo) = conv_geometry(x_shape, kernel_size, strides, padding, dilation)
+  hp, wp = _gram_extent(x_shape, conv, (ho, wo))
+  k = kernel_size[0] * kernel_size[1]
+  t, tp, cin, cout = ho * wo, hp * wp, x_shape[-1], d_shape[-1]
+  return t * k * cin * cout, tp * tp * cin + t * t * cout + k * t * t
+
+
+def _gram_extent(x_shape, conv, out_hw):
+  """Rows and columns of the padded input that some kernel tap reads."""
+  kernel_size, strides, _, dilation = conv
+  return tuple((o - 1) * s + (k - 1) * dl + 1
+               for o, k, s, dl in zip(out_hw, kernel_size, strides, dilation))
+
+
+def _conv_kernel_sq_norm(x: jnp.ndarray, d: jnp.ndarray, conv, impl: str) -> jnp.ndarray:
+  """‖∇W_i‖²_F of a 2-D conv kernel per sample, without unfolding the input.
+
+  Args:
+    x: layer input [B, H, W, C_in].
+    d: output gradients [B, H', W', C_out].
+    conv: (kernel_size, strides, padding, dilation) as tuples / `conv_padding` output.
+    impl: "explicit" (Σ_k ‖x_kᵀ Δ‖²), "ghost" (Σ_{t,t'} (Σ_k x_k[t]·x_k[t'])(δ_t·δ_t')) or
+      "auto" (the cheaper by `conv_kernel_costs`, ghost weighted by `GHOST_EFFICIENCY`).
+  """
+  b = x.shape[0]
+  ho, wo = d.shape[1], d.shape[2]
+  explicit, ghost = conv_kernel_costs(x.shape, d.shape, conv)
+  if impl == "explicit" or (impl == "auto" and ghost >= GHOST_EFFICIENCY * explicit):
+    views, _ = conv_views(x, *conv)
+    total = 0.0
+    for v in views:  # one [C_in, C_out] product per kernel offset, as the weight gradient
+      g = jnp.einsum("bhwc,bhwe->bce", v, d)
+      total = total + jnp.sum(g * g, (1, 2))
+    return total
+  kernel_size, strides, _, dilation = conv
+  (kh, kw), (sh, sw), (dh, dw) = kernel_size, strides, dilation
+  _, xp = conv_views(x, *conv)
+  hp, wp = _gram_extent(x.shape, conv, (ho, wo))
+  xp = xp[:, :hp, :wp, :].reshape(b, hp * wp, -1)
+  gx = jnp.einsum("bpc,bqc->bpq", xp, xp).reshape(b, hp, wp, hp, wp)
+  rows = lambda o, st, n: slice(o, o + (n - 1) * st + 1, st)
+  aa = 0.0
+  for i in range(kh):
+    for j in range(kw):
+      r, c = rows(i * dh, sh, ho), rows(j * dw, sw, wo)
+      aa = aa + gx[:, r, c, r, c]
+  d2 = d.reshape(b, ho * wo, -1)
+  dd = jnp.einsum("bte,bse->bts", d2, d2).reshape(b, ho, wo, ho, wo)
+  return jnp.sum(aa * dd, (1, 2, 3, 4))
+
+
 def _layer_sq_norms(module, params, stats, a, d, impl) -> Dict[str, jnp.ndarray]:
   b = a.shape[0]
   out = {}
@@ -171,14 +254,12 @@ def _layer_sq_norms(module, params, stats, a, d, impl) -> Dict[str, jnp.ndarray]
       out["bias"] = jnp.sum(jnp.sum(d2, 1) ** 2, -1)
   elif isinstance(module, nn.Conv):
     nd = len(module.kernel_size)
-    patches = conv_patches(a.astype(jnp.float32), tuple(module.kernel_size),
-                       spatial_tuple(module.strides, nd), conv_padding(module.padding, nd),
-                       spatial_tuple(module.kernel_dilation, nd))
-    a2 = patches.reshape(b, -1, patches.shape[-1])
-    d2 = d.reshape(b, -1, d.shape[-1]).astype(jnp.float32)
-    out["kernel"] = _kernel_sq_norm(a2, d2, impl)
+    conv = (tuple(module.kernel_size), spatial_tuple(module.strides, nd),
+            conv_padding(module.padding, nd), spatial_tuple(module.kernel_dilation, nd))
+    d = d.astype(jnp.float32)
+    out["kernel"] = _conv_kernel_sq_norm(a.astype(jnp.float32), d, conv, impl)
     if module.use_bias:
-      out["bias"] = jnp.sum(jnp.sum(d2, 1) ** 2, -1)
+      out["bias"] = jnp.sum(jnp.sum(d.reshape(b, -1, d.shape[-1]), 1) ** 2, -1)
   else:  # BatchNorm, inference mode: y = γ x̂ + β with running statistics
     c = a.shape[-1]
     a2 = a.reshape(b, -1, c).astype(jnp.float32)

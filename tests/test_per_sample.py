@@ -96,3 +96,41 @@ def test_gradnorm_acquisitions_factorised_equal_vmap():
     a = ACQUISITIONS.get(name)(impl="factorised", **kw).score(state, x, None)
     b = ACQUISITIONS.get(name)(impl="vmap", **kw).score(state, x, None)
     np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5)
+
+
+class _ConvZoo(nn.Module):
+  """Convs of every geometry the factorised conv norms handle: strided TF-SAME (pad (0, 1)),
+  VALID with a non-square kernel, dilation, a strided 1×1 and asymmetric explicit padding,
+  with and without bias."""
+
+  @nn.compact
+  def __call__(self, x, train=False, dropout=None):
+    h = nn.relu(nn.Conv(6, (3, 3), (2, 2), padding="SAME")(x))
+    h = nn.relu(nn.Conv(8, (3, 2), padding="VALID", use_bias=False)(h))
+    h = nn.relu(nn.Conv(8, (3, 3), padding="SAME", kernel_dilation=(2, 2))(h))
+    s = nn.Conv(8, (1, 1), (2, 2), padding="VALID", use_bias=False)(h)
+    h = nn.relu(nn.Conv(8, (3, 3), (2, 2), padding=((0, 1), (1, 0)))(h)) + s
+    h = jnp.mean(h, (1, 2))
+    return nn.Dense(4, name="head")(h), {"embedding": h, "stages": ()}
+
+
+@pytest.mark.parametrize("impl", ["explicit", "ghost", "auto"])
+def test_conv_kernel_strategies_equal_vmap_grad(impl):
+  """Both conv kernel-norm strategies (per-offset products, shifted pixel Gram) equal the
+  per-tensor norms of vmap(grad) on every conv geometry."""
+  state, x = _state(_ConvZoo(), (11, 10, 3), n=4)
+  got = jax.jit(lambda s, x: ps.factorised_sq_norms(s, x, entropy, impl=impl))(state, x)
+  want = jax.jit(lambda s, x: ps.vmap_sq_norms(s, x, entropy))(state, x)
+  assert got is not None and set(got) == set(want)
+  for k in want:
+    np.testing.assert_allclose(got[k], want[k], rtol=1e-5, atol=1e-12, err_msg=str(k))
+
+
+def test_conv_kernel_costs_pick_gram_for_small_maps():
+  """The auto rule's MAC counts: explicit T·K·C_in·C_out, Gram T_p²·C_in + T²·C_out + K·T²."""
+  conv = ((3, 3), (1, 1), [(1, 1), (1, 1)], (1, 1))
+  explicit, ghost = ps.conv_kernel_costs((1, 7, 7, 128), (1, 7, 7, 256), conv)
+  assert explicit == 49 * 9 * 128 * 256 and ghost == 81 * 81 * 128 + 49 * 49 * 256 + 9 * 49 * 49
+  assert ghost < ps.GHOST_EFFICIENCY * explicit  # deep, small maps: the Gram form
+  explicit, ghost = ps.conv_kernel_costs((1, 32, 32, 64), (1, 32, 32, 64), conv)
+  assert ghost > explicit  # wide maps: the per-offset products
