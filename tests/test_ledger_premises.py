@@ -6,22 +6,9 @@ import pytest
 
 from experiments import claims as claims_lib
 from experiments import reproduce
+from tests.test_reproduce import _fake_run as _run
 
 M = claims_lib.Measurement
-
-
-def _run(tmp_path, name, pools, acc, selection=None, pool_size=20):
-  path = tmp_path / name
-  (path / "pools").mkdir(parents=True)
-  rows = []
-  for c, p in enumerate(pools):
-    np.save(path / "pools" / f"cycle_{c}.npy", np.asarray(p))
-    row = {"cycle": c, "num_labeled": len(p), "pool_size": pool_size, "test_accuracy": acc[c],
-           "test_ece": 0.1}
-    if selection is not None and c < len(selection):
-      row["selection"] = selection[c]
-    rows.append(row)
-  return claims_lib.Run(rows, str(path))
 
 
 def _claim(members, statistic, **kw):
@@ -85,13 +72,13 @@ def test_proposition_2_premise_is_checked_per_query_and_controls_are_shown(tmp_p
   short = [{"kernel_rank": 4, "kernel_size": 4}, {"kernel_rank": 5, "kernel_size": 6}]
   literal = _run(tmp_path, "lit", [[0, 1], [0, 1, 11, 3]], [0.5] * 2)      # 11 ≡ 1
   stat = claims_lib.degenerate_queries("crc", 2, ("lit",))
-  held = stat({"crc": {0: _run(tmp_path, "a", pools, [0.5] * 3, full),
-                       1: _run(tmp_path, "b", pools, [0.5] * 3, full)},
+  held = stat({"crc": {0: _run(tmp_path, "a", pools, [0.5] * 3, selection=full),
+                       1: _run(tmp_path, "b", pools, [0.5] * 3, selection=full)},
                "lit": {0: literal}})
   assert held.premise is None and "lit: 1 of 2" in held.context
   assert claims_lib.decide(held)[0] == claims_lib.HOLDS
-  failed = stat({"crc": {0: _run(tmp_path, "c", pools, [0.5] * 3, full),
-                         1: _run(tmp_path, "d", pools, [0.5] * 3, short)}})
+  failed = stat({"crc": {0: _run(tmp_path, "c", pools, [0.5] * 3, selection=full),
+                         1: _run(tmp_path, "d", pools, [0.5] * 3, selection=short)}})
   assert "kernel rank < L + G at 1 of 4 queries (5 < 6)" in failed.premise
   assert claims_lib.decide(failed) == (claims_lib.PREMISE_NOT_MET, [])
   assert claims_lib.p_value(failed) is None

@@ -84,7 +84,8 @@ def test_p_value_is_one_sided_in_the_claimed_direction():
   assert claims_lib.p_value(M(np.array([[0.5]]), ["all"], 0.0)) is None  # one seed
 
 
-def _fake_run(tmp_path, name, pools, acc, ece=None, pool_size=20):
+def _fake_run(tmp_path, name, pools, acc, ece=None, pool_size=20, selection=None):
+  """A finished run: pools per cycle, accuracies (and ECE), and what each query recorded."""
   path = tmp_path / name
   (path / "pools").mkdir(parents=True)
   rows = []
@@ -92,6 +93,8 @@ def _fake_run(tmp_path, name, pools, acc, ece=None, pool_size=20):
     np.save(path / "pools" / f"cycle_{c}.npy", np.asarray(p))
     rows.append({"cycle": c, "num_labeled": len(p), "pool_size": pool_size,
                  "test_accuracy": acc[c], "test_ece": (ece or acc)[c]})
+    if selection is not None and c < len(selection):
+      rows[-1]["selection"] = selection[c]
   return claims_lib.Run(rows, str(path))
 
 
