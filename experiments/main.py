@@ -85,7 +85,8 @@ flags.DEFINE_integer("workers", 1, "Run a study's members in this many processes
 flags.DEFINE_string("compilation_cache", "auto", "JAX's persistent compilation cache, which "
                     "lets a run load the steps an earlier run (any process, any study) "
                     "compiled: auto ($JAX_COMPILATION_CACHE_DIR when set, empty = off, else "
-                    "$XDG_CACHE_HOME/al_jax/jax_cache), a directory, or off.")
+                    "$XDG_CACHE_HOME/al_jax/jax_cache; off under --distributed), a "
+                    "directory, or off.")
 flags.DEFINE_string("shard", None, "K/N: run only the K-th (0 <= K < N) of N disjoint slices "
                     "of the study, e.g. --shard=$SLURM_ARRAY_TASK_ID/4.")
 
@@ -214,7 +215,13 @@ def main(argv):
     # Once the settings are sound and before the first compile (JAX decides once per process
     # whether the cache is used); worker processes inherit it through the environment.
     from al_jax import costs
-    costs.use_persistent_cache(costs.resolve_cache_dir(FLAGS.compilation_cache))
+    cache_flag = FLAGS.compilation_cache
+    if FLAGS.distributed and cache_flag == "auto":
+      # A cold persistent cache hung both processes of a 2-process CPU run in their first
+      # compiles (jax 0.12, measured with tests/test_distributed.py); with the cache off the
+      # same run takes seconds. An explicit directory is still honoured.
+      cache_flag = "off"
+    costs.use_persistent_cache(costs.resolve_cache_dir(cache_flag))
     study = len(configs) > 1 or shard is not None
     in_workers = study and FLAGS.workers > 1
     if in_workers:
