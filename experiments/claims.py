@@ -366,21 +366,27 @@ def _diag_value(report: Dict, scorer: str, key: str) -> float:
   return report[scorer][key]
 
 
+def _diagnostics(runs: Runs, label: str, split: str, key: str, first_cycle: int):
+  """(cycles, [seeds, cycles] values of the acquisition score, [cycles] mean of least
+  confidence's same statistic on the same points) of one member's diagnostics."""
+  seeds = _seeds(runs, label)
+  k = min(len(runs[label][s].rows) for s in seeds)
+  cycles = list(range(first_cycle, k))
+  reports = [[runs[label][s].diagnostics(c)[split] for c in cycles] for s in seeds]
+  v = np.array([[_diag_value(r, "score", key) for r in row] for row in reports], float)
+  # Least confidence (1 − max softmax) on the same points: a reference for the score.
+  ref = np.array([[_diag_value(r, "least_confidence", key) for r in row]
+                  for row in reports]).mean(0)
+  return cycles, v, ref
+
+
 def diagnostic_per_cycle(label: str, split: str, key: str, threshold: float,
                          first_cycle: int = 0) -> Callable[[Runs], Measurement]:
   """A loss-estimation diagnostic (al_jax.diagnostics) at each cycle ≥ first_cycle; a
   correlation ("spearman", "bin_trend") is decided on Fisher's z."""
   def stat(runs: Runs) -> Measurement:
-    seeds = _seeds(runs, label)
-    k = min(len(runs[label][s].rows) for s in seeds)
-    cycles = list(range(first_cycle, k))
-    reports = [[runs[label][s].diagnostics(c)[split] for c in cycles] for s in seeds]
-    v = [[_diag_value(r, "score", key) for r in row] for row in reports]
-    # The same statistic of least confidence (1 − max softmax) on the same points, as a
-    # reference a reader can compare the method's score with.
-    ref = np.array([[_diag_value(r, "least_confidence", key) for r in row]
-                    for row in reports]).mean(0)
-    return Measurement(np.array(v, float), [f"cycle {c}" for c in cycles], threshold,
+    cycles, v, ref = _diagnostics(runs, label, split, key, first_cycle)
+    return Measurement(v, [f"cycle {c}" for c in cycles], threshold,
                        transform="fisher_z" if key in ("spearman", "bin_trend") else "",
                        note=f"{key} of the acquisition score on the {split} "
                        f"{'probe' if split == 'unlabeled' else 'set'}, per cycle",
@@ -393,10 +399,10 @@ def diagnostic_mean(label: str, split: str, key: str,
                     threshold: float) -> Callable[[Runs], Measurement]:
   """A loss-estimation diagnostic averaged over the run's cycles, per seed."""
   def stat(runs: Runs) -> Measurement:
-    per_cycle = diagnostic_per_cycle(label, split, key, threshold)(runs)
-    ref = [float(x) for x in per_cycle.context.split(": ")[1].split(", ")]
-    return Measurement(per_cycle.values.mean(1, keepdims=True), ["mean over cycles"],
-                       threshold, note=per_cycle.note.replace("per cycle", "mean over cycles"),
+    _, v, ref = _diagnostics(runs, label, split, key, 0)
+    return Measurement(v.mean(1, keepdims=True), ["mean over cycles"], threshold,
+                       note=f"{key} of the acquisition score on the {split} "
+                       f"{'probe' if split == 'unlabeled' else 'set'}, mean over cycles",
                        context=f"least confidence on the same points: {np.mean(ref):.3f}")
   return _tag(stat, (), ())
 
