@@ -27,7 +27,8 @@ def _env(devices: int):
   # No persistent compilation cache: a cold one hung 2-process CPU runs (BUILD_NOTES,
   # "--compilation_cache=auto is off under --distributed"); the driver below uses jax directly.
   return dict(os.environ, JAX_PLATFORMS="cpu", JAX_COMPILATION_CACHE_DIR="",
-              XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}")
+              XLA_FLAGS=os.environ.get("XLA_FLAGS", "")
+              + f" --xla_force_host_platform_device_count={devices}")
 
 
 def _free_port() -> int:

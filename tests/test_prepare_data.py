@@ -96,6 +96,9 @@ def test_prepare_fashion_mnist_offline_from_debian_then_train_on_it(tmp_path, mo
           "from experiments import cli, main; "
           f"sys.argv = ['main', '--dataset=fashion_mnist', '--data_dir={data_dir}', "
           "'--cycles=1', '--initial=20', '--epochs=1', '--progress=off', "
+          # The loader is under test, not the network: the suite's tiny CNN and few steps.
+          "'--set', 'model.kwargs.widths=(8, 16)', '--set', 'model.kwargs.hidden=32', "
+          "'--set', 'train.min_steps_per_epoch=1', "
           f"'--workdir={tmp_path / 'run'}']; cli.run(main.main)")
   r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True,
                      text=True, timeout=600)
