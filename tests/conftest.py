@@ -67,16 +67,3 @@ def pytest_xdist_auto_num_workers(config):
   return len(os.sched_getaffinity(0)) + 1 if hasattr(os, "sched_getaffinity") else (
       (os.cpu_count() or 1) + 1)
 
-
-# Modules holding the suite's longest tests (25–90 s each on a cold cache, `--durations`): run
-# first, so that xdist spreads them over the workers instead of one worker finishing its last
-# long test while the others sit idle at the end of a run. Their order does not matter.
-_LONG_FIRST = ("test_prepare_data.py", "test_study_kill.py", "test_aral.py",
-               "test_ntk_structured.py", "test_distributed.py", "test_loop.py",
-               "test_per_sample.py", "test_study_workers.py", "test_reproduce.py",
-               "test_float64_steps.py", "test_entrypoints.py")
-
-
-def pytest_collection_modifyitems(config, items):
-  del config
-  items.sort(key=lambda item: item.path.name not in _LONG_FIRST)  # stable: order kept within
