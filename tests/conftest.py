@@ -64,6 +64,6 @@ def pytest_xdist_auto_num_workers(config):
   (CLI runs, killed studies, 2-process runs) leave their pytest worker waiting, and a third
   worker on 2 cores fills that time (cold suite, BUILD_NOTES "A cold test suite")."""
   del config
-  return len(os.sched_getaffinity(0)) + 1 if hasattr(os, "sched_getaffinity") else (
-      (os.cpu_count() or 1) + 1)
-
+  cores = (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+           else os.cpu_count() or 1)
+  return cores + 1
