@@ -290,6 +290,9 @@ class ActiveLearner:
           cfg.al.cycles, self.log)
       if restored is not None:
         pool = restored
+      if prev_state is not None and self.data.dp is None:
+        # The fresh run's placement (parallel.uncommitted): no second compile of each step.
+        prev_state = parallel.uncommitted(prev_state)
       if start >= cfg.al.cycles:
         return rec.load_rows()
     rows = rec.load_rows()

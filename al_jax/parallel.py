@@ -92,6 +92,24 @@ class DataParallel:
     return self._put(x, lambda leaf: self.replicated)
 
 
+def uncommitted(tree):
+  """The tree's committed arrays as uncommitted copies on the default device (a host round
+  trip); other leaves unchanged.
+
+  jit keys its executables on whether each input is committed to a device. A fresh run's
+  state is uncommitted, while orbax restores a checkpoint committed, so a resumed run on one
+  device would compile its train step again, twice over (committed inputs make committed
+  outputs, a second pattern)."""
+  def put(x):
+    if not isinstance(x, jax.Array) or not x.committed:
+      return x
+    if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+      return jax.random.wrap_key_data(np.asarray(jax.random.key_data(x)),
+                                      impl=jax.random.key_impl(x))
+    return jax.device_put(np.asarray(x))
+  return jax.tree_util.tree_map(put, tree)
+
+
 def maybe_data_parallel(num_devices: int) -> Optional[DataParallel]:
   """None on a single device (plain placement), else a DataParallel over the devices."""
   n = jax.device_count() if num_devices in (0, None) else num_devices

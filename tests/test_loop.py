@@ -91,8 +91,13 @@ def test_resume_with_warm_start_matches(tmp_path):
       raise KeyboardInterrupt
   with pytest.raises(KeyboardInterrupt):
     loop.run(cfg, wd, log=crash)
-  resumed = loop.run(cfg, wd, resume=True, log=quiet)
+  learner = loop.ActiveLearner(cfg, wd, log=quiet)
+  resumed = learner.run(resume=True)
   assert [r["test_accuracy"] for r in resumed] == [r["test_accuracy"] for r in full]
+  # The restored (warm-start) state is placed as a fresh run's state is (orbax restores it
+  # committed to the device): the resumed cycle's train step compiles once, not once per
+  # placement pattern (jit keys executables on committed vs uncommitted inputs).
+  assert learner.trainer.step._cache_size() == 1  # pylint: disable=protected-access
 
 
 @pytest.mark.parametrize("overrides,msg", [
