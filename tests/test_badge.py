@@ -69,7 +69,8 @@ def test_factors_are_the_cross_entropy_gradient_of_the_head_kernel_at_the_predic
     out = model.apply({**variables, "params": params}, xi[None], train=False)[0][0]
     return -jax.nn.log_softmax(out)[yi]
 
-  grads = jax.vmap(jax.grad(ce), (None, 0, 0))(variables["params"]["head"]["kernel"], x, y_hat)
+  grads = jax.jit(jax.vmap(jax.grad(ce), (None, 0, 0)))(variables["params"]["head"]["kernel"],
+                                                         x, y_hat)
   a, h = badge_lib.gradient_factors(logits, emb)
   assert float(jnp.abs(grads).max()) > 1e-2  # a non-trivial gradient to compare against
   # Fails with p in place of p − onehot, with the true instead of the predicted label, or with

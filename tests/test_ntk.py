@@ -28,8 +28,9 @@ def _small_cnn(seed=0, n=6, hidden=32):
 def _brute_force(f, p, rest, x1, x2):
   """Traced J Jᵀ from `jax.jacrev` on the flattened parameters (float64 on the host)."""
   flat, unravel = ravel_pytree(p)
-  jac = lambda x: np.asarray(jax.jacrev(lambda v: f(unravel(v), x, rest).reshape(-1))(flat),
-                             np.float64)  # [n·C, P]
+  # Jitted: eagerly, jacrev compiles each of its many small ops separately.
+  jac_fn = jax.jit(jax.jacrev(lambda v, x: f(unravel(v), x, rest).reshape(-1)))
+  jac = lambda x: np.asarray(jac_fn(flat, x), np.float64)  # [n·C, P]
   j1, j2 = jac(x1), jac(x2)
   c = f(p, x1[:1], rest).shape[-1]
   full = (j1 @ j2.T).reshape(x1.shape[0], c, x2.shape[0], c)

@@ -10,6 +10,7 @@ from al_jax.ntk_structured import structured_ntk
 from al_jax.state import ModelState
 
 
+@jax.jit  # one program per model (eagerly, jacrev compiles each of its hundreds of ops)
 def _jjt(state, x1, x2):
   f = lambda p, x: state.apply_fn(dict(state.variables, params=p), x)[0]
   flat = lambda x: jnp.concatenate([l.reshape(l.shape[0], l.shape[1], -1) for l in
