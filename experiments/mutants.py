@@ -526,6 +526,11 @@ MUTANTS = [
            "if not math.isfinite(last):",
            ("tests/test_workdir_safety.py::test_side_loss_diverged_flag",),
            "a side model's loss that grows tenfold is flagged"),
+    Mutant("resume_keeps_committed_state", "al_jax/loop.py",
+           "prev_state = parallel.uncommitted(prev_state)",
+           "prev_state = prev_state",
+           ("tests/test_loop.py::test_resume_with_warm_start_matches",),
+           "a resumed run compiles its train step once, as a fresh run does"),
     # --- BADGE (Ash et al. 2020, Eq. 1 and Alg. 1) ----------------------------------------
     Mutant("badge_embedding_p_not_residual", _ACQ + "badge.py",
            "a = p - jax.nn.one_hot(y_hat, p.shape[-1], dtype=dtype)",
