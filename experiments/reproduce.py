@@ -20,6 +20,7 @@ import datetime
 import os
 import subprocess
 import sys
+import threading
 import time
 from typing import Dict, List, Sequence
 
@@ -413,32 +414,59 @@ def reproduce(claim_names, dataset: str, seeds, workdir: str, preset: str = "cpu
   log(f"ledger: {len(claims)} claims, {len(configs) // len(seeds)} members × "
       f"{len(seeds)} seeds on {dataset} ({preset}); "
       + ("continuing" if resume else "starting") + f" in {workdir}")
-  t0 = time.time()
-  study_lib.run_study(configs, runs_dir, resume=resume, log=log, workers=workers)
-  from experiments import report as report_lib
-  report_lib.write_report(runs_dir)
-  return write_ledger(workdir, claims, configs, command, commit,
-                      wall=_add_wall(workdir, time.time() - t0))
+  with WallRecord(workdir) as wall:
+    study_lib.run_study(configs, runs_dir, resume=resume, log=log, workers=workers)
+    from experiments import report as report_lib
+    report_lib.write_report(runs_dir)
+  return write_ledger(workdir, claims, configs, command, commit, wall=wall.describe())
 
 
-def _add_wall(workdir: str, seconds: float) -> str:
-  """Adds this invocation's wall time to the ledger's (W/ledger_wall.json) and describes
-  the total: a ledger stopped and continued sums its invocations."""
-  import json
-  from al_jax.results import atomic_write
-  path = os.path.join(workdir, "ledger_wall.json")
-  parts = []
-  if os.path.exists(path):
-    try:
-      with open(path) as f:
-        parts = [float(x) for x in json.load(f)["invocations"]]
-    except (OSError, ValueError, KeyError, TypeError):
-      parts = []
-  parts.append(round(seconds, 1))
-  atomic_write(path, json.dumps({"invocations": parts}))
-  total = sum(parts)
-  return (f"{total / 60:.1f} min" + (f" over {len(parts)} invocations (stopped and continued)"
-                                     if len(parts) > 1 else ""))
+class WallRecord:
+  """This invocation's wall time in the ledger's W/ledger_wall.json, beside the earlier
+  invocations': a ledger stopped and continued sums them. The entry is rewritten every
+  `every` seconds while the study runs, so an invocation that is killed (SIGKILL, the
+  documented way to stop a ledger) still counts up to its last rewrite."""
+
+  def __init__(self, workdir: str, every: float = 30.0):
+    import json
+    self.path = os.path.join(workdir, "ledger_wall.json")
+    self.every = every
+    self.parts: List[float] = []
+    if os.path.exists(self.path):
+      try:
+        with open(self.path) as f:
+          self.parts = [float(x) for x in json.load(f)["invocations"]]
+      except (OSError, ValueError, KeyError, TypeError):
+        self.parts = []
+    self.parts.append(0.0)
+    self._t0 = time.time()
+    self._stop = threading.Event()
+    self._thread = threading.Thread(target=self._tick, daemon=True)
+
+  def _write(self) -> None:
+    import json
+    from al_jax.results import atomic_write
+    self.parts[-1] = round(time.time() - self._t0, 1)
+    atomic_write(self.path, json.dumps({"invocations": self.parts}))
+
+  def _tick(self) -> None:
+    while not self._stop.wait(self.every):
+      self._write()
+
+  def __enter__(self) -> "WallRecord":
+    self._write()
+    self._thread.start()
+    return self
+
+  def __exit__(self, *exc) -> None:
+    self._stop.set()
+    self._thread.join()
+    self._write()
+
+  def describe(self) -> str:
+    total, n = sum(self.parts), len(self.parts)
+    return f"{total / 60:.1f} min" + (f" over {n} invocations (stopped and continued)"
+                                      if n > 1 else "")
 
 
 def main(argv):

@@ -211,6 +211,32 @@ def test_two_claim_ledger_on_synthetic_runs_resumes_and_writes(tmp_path, monkeyp
     reproduce.reproduce(["tod_beats_random"], "synthetic", [0], wd, overrides=TINY, log=quiet)
 
 
+def test_a_killed_invocation_still_counts_in_the_ledger_wall_time(tmp_path):
+  """SIGKILL is the documented way to stop a ledger: the invocation's wall time is on disk
+  (rewritten while it runs), and the next invocation adds its own."""
+  import signal
+  import subprocess
+  import sys
+  import time
+  wd = str(tmp_path)
+  code = ("import time; from experiments import reproduce; "
+          f"rec = reproduce.WallRecord({wd!r}, every=0.1).__enter__(); "
+          "print('started', flush=True); time.sleep(60)")
+  p = subprocess.Popen([sys.executable, "-c", code], cwd=os.path.dirname(os.path.dirname(
+      os.path.abspath(__file__))), stdout=subprocess.PIPE, text=True)
+  assert p.stdout.readline().strip() == "started"
+  time.sleep(1.0)
+  p.send_signal(signal.SIGKILL)
+  p.wait()
+  killed = json.load(open(os.path.join(wd, "ledger_wall.json")))["invocations"]
+  assert len(killed) == 1 and 0.7 <= killed[0] < 30
+  with reproduce.WallRecord(wd, every=0.1) as rec:
+    time.sleep(0.3)
+  parts = json.load(open(os.path.join(wd, "ledger_wall.json")))["invocations"]
+  assert parts[0] == killed[0] and len(parts) == 2 and parts[1] >= 0.3
+  assert rec.describe().endswith("over 2 invocations (stopped and continued)")
+
+
 def test_linear_probe_floor_is_nested_and_learns():
   from al_jax.data import DATASETS
   ds = DATASETS.get("digits")(seed=0)
