@@ -17,6 +17,7 @@ Student-t interval, holds / does not hold / inconclusive) and written to:
 """
 
 import datetime
+import json
 import os
 import subprocess
 import sys
@@ -428,7 +429,8 @@ class WallRecord:
   documented way to stop a ledger) still counts up to its last rewrite."""
 
   def __init__(self, workdir: str, every: float = 30.0):
-    import json
+    from al_jax.results import atomic_write
+    self._atomic_write = atomic_write
     self.path = os.path.join(workdir, "ledger_wall.json")
     self.every = every
     self.parts: List[float] = []
@@ -444,10 +446,8 @@ class WallRecord:
     self._thread = threading.Thread(target=self._tick, daemon=True)
 
   def _write(self) -> None:
-    import json
-    from al_jax.results import atomic_write
     self.parts[-1] = round(time.time() - self._t0, 1)
-    atomic_write(self.path, json.dumps({"invocations": self.parts}))
+    self._atomic_write(self.path, json.dumps({"invocations": self.parts}))
 
   def _tick(self) -> None:
     while not self._stop.wait(self.every):

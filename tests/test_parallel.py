@@ -46,3 +46,22 @@ def test_sharded_training_matches_single_device():
   r = subprocess.run([sys.executable, "-c", SCRIPT], cwd=ROOT, env=env, capture_output=True,
                      text=True, timeout=600)
   assert r.returncode == 0 and "OK" in r.stdout, r.stdout[-3000:] + r.stderr[-3000:]
+
+
+def test_uncommitted_copies_committed_arrays_and_keeps_the_rest():
+  """A restored checkpoint's arrays are committed to their device; `uncommitted` gives them a
+  fresh run's placement (same values, same key data) and leaves other leaves as they are."""
+  import jax
+  import jax.numpy as jnp
+  import numpy as np
+  from al_jax import parallel
+  dev = jax.devices()[0]
+  fresh = jnp.arange(3.0)
+  tree = {"w": jax.device_put(jnp.arange(6.0).reshape(2, 3), dev), "fresh": fresh,
+          "key": jax.device_put(jax.random.key(7), dev), "host": np.ones(2), "n": 3}
+  assert tree["w"].committed and tree["key"].committed and not fresh.committed
+  out = parallel.uncommitted(tree)
+  assert not out["w"].committed and not out["key"].committed
+  np.testing.assert_array_equal(out["w"], tree["w"])
+  np.testing.assert_array_equal(jax.random.key_data(out["key"]), jax.random.key_data(tree["key"]))
+  assert out["fresh"] is fresh and out["host"] is tree["host"] and out["n"] == 3
