@@ -82,32 +82,39 @@ def _tune():
 def check_flags():
   """Every run's settings, checked before the first one trains (one-line ALError)."""
   import os
-  from al_jax import ALError, loop
-  from al_jax.data import DATASETS
+  from al_jax import ALError
   FLAGS.seeds = [str(s) for s in cli.parse_seeds(FLAGS.seeds)]
   FLAGS.tune_seeds = [str(s) for s in cli.parse_seeds(FLAGS.tune_seeds, "--tune_seeds")]
   if FLAGS.data_dir and os.path.exists(FLAGS.data_dir) and not os.path.isdir(FLAGS.data_dir):
     raise ALError(f"--data_dir={FLAGS.data_dir} exists and is not a directory")
-  ds = DATASETS.get(FLAGS.dataset)(data_dir=FLAGS.data_dir or None, seed=0)
-  if FLAGS.tune and FLAGS.val_size >= len(ds.y_train):
-    raise ALError(f"--val_size={FLAGS.val_size} leaves no training images of the "
-                  f"{len(ds.y_train)} in {FLAGS.dataset}")
+  configs = []
   for method, from_aral in (("aral", False), ("aral_labels_only", False),
                             ("aral_labels_only", True)):
     c = _config(method, int((FLAGS.tune_seeds if FLAGS.tune else FLAGS.seeds)[0]), from_aral)
     if FLAGS.tune:
       c.al.val_size = FLAGS.val_size
+    configs.append(c)
+  # jax, flax and the data load only once the checks that need neither have passed, so a
+  # mistyped flag fails at once (as experiments.main's do).
+  from al_jax import loop
+  from al_jax.data import DATASETS
+  ds = DATASETS.get(FLAGS.dataset)(data_dir=FLAGS.data_dir or None, seed=0)
+  if FLAGS.tune and FLAGS.val_size >= len(ds.y_train):
+    raise ALError(f"--val_size={FLAGS.val_size} leaves no training images of the "
+                  f"{len(ds.y_train)} in {FLAGS.dataset}")
+  for c in configs:
     loop.validate(c, len(ds.y_train) - c.al.val_size)
 
 
 def main(argv):
-  from al_jax import ALError, loop
+  from al_jax import ALError
   if len(argv) > 1:
     cli.fail(f"unexpected arguments: {' '.join(argv[1:])}")
   try:
     check_flags()
     if FLAGS.tune:
       return _tune()
+    from al_jax import loop
     _compare(loop)
   except ALError as e:
     cli.fail(e)
