@@ -87,6 +87,40 @@ def test_worker_slots_pin_devices_and_split_cores():
   assert [s["env"]["XLA_PYTHON_CLIENT_MEM_FRACTION"] for s in one_gpu] == ["0.450", "0.450"]
 
 
+def _report_blas_threads(out):
+  """A spawned worker's view: numpy was loaded when this module was re-imported to unpickle
+  the target, before the target runs (as the study's module loads it before `_worker`)."""
+  with open("/proc/self/environ", "rb") as f:  # the environment the process was exec'd with
+    env = dict(kv.split(b"=", 1) for kv in f.read().split(b"\0") if b"=" in kv)
+  out.put((env.get(b"OPENBLAS_NUM_THREADS"), len(os.listdir("/proc/self/task"))))
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/environ"), reason="needs Linux /proc")
+def test_a_worker_starts_with_its_thread_limits_before_numpy_loads():
+  import multiprocessing
+  ctx = multiprocessing.get_context("spawn")
+  slots = study.worker_slots(2, "cpu", [], [0, 1])
+  q = ctx.Queue()
+  procs = [ctx.Process(target=_report_blas_threads, args=(q,)) for _ in slots]
+  study.start_workers(procs, slots)
+  reports = [q.get(timeout=120) for _ in procs]
+  for p in procs:
+    p.join(timeout=60)
+  assert [r[0] for r in reports] == [b"1", b"1"]
+  # One OpenBLAS thread, the main one: a pool sized by the machine's cores would add one
+  # thread per further core, all taking turns on the worker's one core.
+  assert [r[1] for r in reports] == [1, 1]
+
+
+def test_worker_environment_is_restored_in_the_parent(monkeypatch):
+  monkeypatch.setenv("OMP_NUM_THREADS", "7")
+  monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
+  with study._environ({"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}):
+    assert os.environ["OMP_NUM_THREADS"] == "1"
+  assert os.environ["OMP_NUM_THREADS"] == "7"
+  assert "OPENBLAS_NUM_THREADS" not in os.environ
+
+
 def test_worker_error_is_the_study_error(tmp_path):
   cfgs = _configs()[:2]
   bad = tiny_config("random", "synthetic", seed=7, **{"al.cycles": 2, "al.initial": 10**6})
