@@ -9,6 +9,7 @@ import pytest
 from al_jax import ALError
 from al_jax.recording import TIMING_FIELDS
 from experiments import report, study
+from tests import blas_probe
 from tests.conftest import tiny_config
 
 quiet = lambda s: None
@@ -87,21 +88,13 @@ def test_worker_slots_pin_devices_and_split_cores():
   assert [s["env"]["XLA_PYTHON_CLIENT_MEM_FRACTION"] for s in one_gpu] == ["0.450", "0.450"]
 
 
-def _report_blas_threads(out):
-  """A spawned worker's view: numpy was loaded when this module was re-imported to unpickle
-  the target, before the target runs (as the study's module loads it before `_worker`)."""
-  with open("/proc/self/environ", "rb") as f:  # the environment the process was exec'd with
-    env = dict(kv.split(b"=", 1) for kv in f.read().split(b"\0") if b"=" in kv)
-  out.put((env.get(b"OPENBLAS_NUM_THREADS"), len(os.listdir("/proc/self/task"))))
-
-
 @pytest.mark.skipif(not os.path.exists("/proc/self/environ"), reason="needs Linux /proc")
 def test_a_worker_starts_with_its_thread_limits_before_numpy_loads():
   import multiprocessing
   ctx = multiprocessing.get_context("spawn")
   slots = study.worker_slots(2, "cpu", [], [0, 1])
   q = ctx.Queue()
-  procs = [ctx.Process(target=_report_blas_threads, args=(q,)) for _ in slots]
+  procs = [ctx.Process(target=blas_probe.report, args=(q,)) for _ in slots]
   study.start_workers(procs, slots)
   reports = [q.get(timeout=120) for _ in procs]
   for p in procs:
