@@ -221,7 +221,7 @@ def _measured_cell(claim, meas, parts) -> str:
 
 
 def write_ledger(workdir: str, claims, configs, command: str, commit: str = "",
-                 wall: str = "") -> Dict:
+                 wall: str = "", commits: str = "") -> Dict:
   """Decides every claim on the finished runs and writes REPRODUCTION.md; returns verdicts.
 
   Before a claim is decided the ledger checks its premises, and withholds the verdict when
@@ -245,7 +245,9 @@ def write_ledger(workdir: str, claims, configs, command: str, commit: str = "",
   exploratory = len(seeds) < EXPLORATORY_BELOW
   lines = [f"# Reproduction ledger: {c0.dataset}, {c0.preset} preset"
            + (" (exploratory)" if exploratory else ""), "",
-           f"Command: `{command}`  ", f"Commit: `{commit or _commit()}`  ",
+           f"Command: `{command}`  ", f"Commit: `{commit or _commit()}`"
+           + (f" (this invocation; a ledger continued across commits: {commits})"
+              if commits else "") + "  ",
            f"Seeds: {', '.join(map(str, seeds))}; written "
            f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC"
            + (f"; wall time {wall}" if wall else "")
@@ -415,11 +417,12 @@ def reproduce(claim_names, dataset: str, seeds, workdir: str, preset: str = "cpu
   log(f"ledger: {len(claims)} claims, {len(configs) // len(seeds)} members × "
       f"{len(seeds)} seeds on {dataset} ({preset}); "
       + ("continuing" if resume else "starting") + f" in {workdir}")
-  with WallRecord(workdir) as wall:
+  with WallRecord(workdir, commit=commit) as wall:
     study_lib.run_study(configs, runs_dir, resume=resume, log=log, workers=workers)
     from experiments import report as report_lib
     report_lib.write_report(runs_dir)
-  return write_ledger(workdir, claims, configs, command, commit, wall=wall.describe())
+  return write_ledger(workdir, claims, configs, command, commit, wall=wall.describe(),
+                      commits=wall.describe_commits())
 
 
 class WallRecord:
@@ -428,26 +431,33 @@ class WallRecord:
   `every` seconds while the study runs, so an invocation that is killed (SIGKILL, the
   documented way to stop a ledger) still counts up to its last rewrite."""
 
-  def __init__(self, workdir: str, every: float = 30.0):
+  def __init__(self, workdir: str, every: float = 30.0, commit: str = ""):
     from al_jax.results import atomic_write
     self._atomic_write = atomic_write
     self.path = os.path.join(workdir, "ledger_wall.json")
     self.every = every
     self.parts: List[float] = []
+    # The commit each invocation ran (its runs came from that code); "" where not recorded.
+    self.commits: List[str] = []
     if os.path.exists(self.path):
       try:
         with open(self.path) as f:
-          self.parts = [float(x) for x in json.load(f)["invocations"]]
-      except (OSError, ValueError, KeyError, TypeError):
-        self.parts = []
+          saved = json.load(f)
+        self.parts = [float(x) for x in saved["invocations"]]
+        commits = [str(c or "") for c in saved.get("commits", [])]
+        self.commits = (commits + [""] * len(self.parts))[:len(self.parts)]
+      except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        self.parts, self.commits = [], []
     self.parts.append(0.0)
+    self.commits.append(commit)
     self._t0 = time.time()
     self._stop = threading.Event()
     self._thread = threading.Thread(target=self._tick, daemon=True)
 
   def _write(self) -> None:
     self.parts[-1] = round(time.time() - self._t0, 1)
-    self._atomic_write(self.path, json.dumps({"invocations": self.parts}))
+    self._atomic_write(self.path, json.dumps({"invocations": self.parts,
+                                              "commits": self.commits}))
 
   def _tick(self) -> None:
     while not self._stop.wait(self.every):
@@ -467,6 +477,21 @@ class WallRecord:
     total, n = sum(self.parts), len(self.parts)
     return f"{total / 60:.1f} min" + (f" over {n} invocations (stopped and continued)"
                                       if n > 1 else "")
+
+  def describe_commits(self) -> str:
+    """The commits earlier invocations ran, where they differ from this one's ("" if none):
+    a ledger continued on newer code holds runs of both."""
+    runs: List[List] = []  # [commit, first invocation, last invocation]
+    for i, c in enumerate(self.commits, 1):
+      if runs and runs[-1][0] == c:
+        runs[-1][2] = i
+      else:
+        runs.append([c, i, i])
+    if len(runs) < 2:
+      return ""
+    span = lambda a, b: f"invocation {a}" if a == b else f"invocations {a}–{b}"
+    return "; ".join(f"{span(a, b)}: " + (f"`{c}`" if c else "commit not recorded")
+                     for c, a, b in runs)
 
 
 def main(argv):

@@ -189,13 +189,18 @@ def test_two_claim_ledger_on_synthetic_runs_resumes_and_writes(tmp_path, monkeyp
        - aulc(np.array([r["num_labeled"] for r in rows("random@tod", s)], float),
               np.array([r["test_accuracy"] for r in rows("random@tod", s)])) for s in (0, 1)]
   assert f"{np.mean(d):+.4f}" in text
-  # Re-running continues: every run is finished, nothing retrains.
+  # Re-running continues: every run is finished, nothing retrains. Had the first invocation
+  # run other code, the header names both commits.
+  wall_path = os.path.join(wd, "ledger_wall.json")
+  wall = json.load(open(wall_path))
+  json.dump(dict(wall, commits=["0ld"]), open(wall_path, "w"))
   logs = []
   reproduce.reproduce(names, "synthetic", [0, 1], wd, overrides=TINY, command="test",
                       log=logs.append)
   assert sum("finished, skipped" in l for l in logs) == 4
-  assert "over 2 invocations (stopped and continued)" in open(
-      os.path.join(wd, "REPRODUCTION.md")).read()
+  text = open(os.path.join(wd, "REPRODUCTION.md")).read()
+  assert "over 2 invocations (stopped and continued)" in text
+  assert "a ledger continued across commits: invocation 1: `0ld`; invocation 2: `" in text
   # The same ledger re-run from scratch on this machine reproduces every number exactly
   # (only the header's date and wall time differ).
   wd2 = str(tmp_path / "again")
@@ -241,6 +246,25 @@ def test_a_killed_invocation_still_counts_in_the_ledger_wall_time(tmp_path):
   parts = json.load(open(os.path.join(wd, "ledger_wall.json")))["invocations"]
   assert parts[0] == killed[0] and len(parts) == 2 and parts[1] >= 0.3
   assert rec.describe().endswith("over 2 invocations (stopped and continued)")
+
+
+def test_a_ledger_continued_across_commits_names_each_invocations_commit(tmp_path):
+  wd = str(tmp_path)
+  with open(os.path.join(wd, "ledger_wall.json"), "w") as f:
+    json.dump({"invocations": [5.0]}, f)  # written before commits were recorded
+  for commit in ("aaa", "aaa", "bbb"):
+    with reproduce.WallRecord(wd, every=60, commit=commit) as rec:
+      pass
+  saved = json.load(open(os.path.join(wd, "ledger_wall.json")))
+  assert saved["commits"] == ["", "aaa", "aaa", "bbb"] and len(saved["invocations"]) == 4
+  assert rec.describe_commits() == ("invocation 1: commit not recorded; invocations 2–3: "
+                                    "`aaa`; invocation 4: `bbb`")
+  one = str(tmp_path / "one")
+  os.makedirs(one)
+  for _ in range(2):
+    with reproduce.WallRecord(one, every=60, commit="ccc") as rec:
+      pass
+  assert rec.describe_commits() == ""  # one commit throughout: the header's Commit line says it
 
 
 def test_linear_probe_floor_is_nested_and_learns():
