@@ -26,6 +26,7 @@ import fcntl
 import json
 import logging
 import os
+import platform
 import shutil
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
@@ -66,10 +67,37 @@ _CHECKPOINT_OVERHEAD = 64 * 1024
 _RUN_ONLY_KEYS = ("resume", "workdir", "log_every", "diagnostics", "parallel")
 
 
+def host_info() -> str:
+  """The CPU this process runs on: model, logical CPUs and the widest x86 vector extension,
+  e.g. "AMD EPYC, 2 CPUs, AVX2".
+
+  XLA:CPU emits vector code for the extensions it finds, so the same run on two hosts can
+  differ in its last digits (and, over a training run, in more): a record says where it ran.
+  """
+  model, flags = "", set()
+  try:
+    with open("/proc/cpuinfo") as f:
+      for line in f:
+        key, _, value = line.partition(":")
+        if key.strip() == "model name" and not model:
+          model = value.strip()
+        elif key.strip() == "flags" and not flags:
+          flags = set(value.split())
+        if model and flags:
+          break
+  except OSError:  # not Linux: the platform module's coarser names
+    pass
+  model = model or platform.processor() or platform.machine() or "unknown CPU"
+  isa = next((name for flag, name in (("avx512f", "AVX-512"), ("avx2", "AVX2"), ("avx", "AVX"))
+              if flag in flags), "")
+  return ", ".join(x for x in (model, f"{os.cpu_count()} CPUs", isa) if x)
+
+
 def environment_info() -> Dict[str, Any]:
   return {"al_jax_version": al_jax.__version__, "jax_version": jax.__version__,
-          "backend": jax.default_backend(),
+          "host": host_info(), "backend": jax.default_backend(),
           "devices": [str(d) for d in jax.devices()], "device_count": jax.device_count(),
+          "device_kind": jax.devices()[0].device_kind,
           # Which process wrote this workdir (the only one; see the module docstring).
           "process_index": jax.process_index(), "process_count": jax.process_count()}
 

@@ -177,6 +177,11 @@ def _commit() -> str:
     return "unknown (not a git checkout)"
 
 
+def _host() -> str:
+  from al_jax.results import host_info
+  return host_info()
+
+
 EXPLORATORY_BELOW = 5  # fewer seeds: the ledger is labelled exploratory
 
 
@@ -221,7 +226,8 @@ def _measured_cell(claim, meas, parts) -> str:
 
 
 def write_ledger(workdir: str, claims, configs, command: str, commit: str = "",
-                 wall: str = "", commits: str = "") -> Dict:
+                 wall: str = "", commits: str = "", machine: str = "",
+                 machines: str = "") -> Dict:
   """Decides every claim on the finished runs and writes REPRODUCTION.md; returns verdicts.
 
   Before a claim is decided the ledger checks its premises, and withholds the verdict when
@@ -248,6 +254,9 @@ def write_ledger(workdir: str, claims, configs, command: str, commit: str = "",
            f"Command: `{command}`  ", f"Commit: `{commit or _commit()}`"
            + (f" (this invocation; a ledger continued across commits: {commits})"
               if commits else "") + "  ",
+           f"Machine: {machine or _host()}"
+           + (f" (this invocation; a ledger continued across machines: {machines})"
+              if machines else "") + "  ",
            f"Seeds: {', '.join(map(str, seeds))}; written "
            f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC"
            + (f"; wall time {wall}" if wall else "")
@@ -276,7 +285,8 @@ def write_ledger(workdir: str, claims, configs, command: str, commit: str = "",
       "",
       "Across machines, the verdicts are what carries, not the last digits: the same seed "
       "gives the same selections and numbers on one machine (tested), but another CPU lets "
-      "XLA emit other vector code, and float differences grow over a training run.",
+      "XLA emit other vector code, and float differences grow over a training run (the "
+      "Machine line names the CPU each invocation ran on; each run's config.json its own).",
       "HOLM_SUMMARY", ""]
   header = ["| claim | paper | source | statement | setting | measured | verdict | p | "
             "Holm 5% | health |", "|---|---|---|---|---|---|---|---|---|---|"]
@@ -417,12 +427,14 @@ def reproduce(claim_names, dataset: str, seeds, workdir: str, preset: str = "cpu
   log(f"ledger: {len(claims)} claims, {len(configs) // len(seeds)} members × "
       f"{len(seeds)} seeds on {dataset} ({preset}); "
       + ("continuing" if resume else "starting") + f" in {workdir}")
-  with WallRecord(workdir, commit=commit) as wall:
+  machine = _host()
+  with WallRecord(workdir, commit=commit, machine=machine) as wall:
     study_lib.run_study(configs, runs_dir, resume=resume, log=log, workers=workers)
     from experiments import report as report_lib
     report_lib.write_report(runs_dir)
   return write_ledger(workdir, claims, configs, command, commit, wall=wall.describe(),
-                      commits=wall.describe_commits())
+                      commits=wall.describe_commits(), machine=machine,
+                      machines=wall.describe_machines())
 
 
 class WallRecord:
@@ -431,25 +443,29 @@ class WallRecord:
   `every` seconds while the study runs, so an invocation that is killed (SIGKILL, the
   documented way to stop a ledger) still counts up to its last rewrite."""
 
-  def __init__(self, workdir: str, every: float = 30.0, commit: str = ""):
+  def __init__(self, workdir: str, every: float = 30.0, commit: str = "", machine: str = ""):
     from al_jax.results import atomic_write
     self._atomic_write = atomic_write
     self.path = os.path.join(workdir, "ledger_wall.json")
     self.every = every
     self.parts: List[float] = []
-    # The commit each invocation ran (its runs came from that code); "" where not recorded.
+    # The commit and the machine (`results.host_info`) of each invocation: its runs came from
+    # that code, on that CPU. "" where not recorded (ledgers older than the record).
     self.commits: List[str] = []
+    self.machines: List[str] = []
     if os.path.exists(self.path):
       try:
         with open(self.path) as f:
           saved = json.load(f)
         self.parts = [float(x) for x in saved["invocations"]]
-        commits = [str(c or "") for c in saved.get("commits", [])]
-        self.commits = (commits + [""] * len(self.parts))[:len(self.parts)]
+        pad = lambda xs: ([str(x or "") for x in xs] + [""] * len(self.parts))[:len(self.parts)]
+        self.commits = pad(saved.get("commits", []))
+        self.machines = pad(saved.get("machines", []))
       except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        self.parts, self.commits = [], []
+        self.parts, self.commits, self.machines = [], [], []
     self.parts.append(0.0)
     self.commits.append(commit)
+    self.machines.append(machine)
     self._t0 = time.time()
     self._stop = threading.Event()
     self._thread = threading.Thread(target=self._tick, daemon=True)
@@ -457,7 +473,8 @@ class WallRecord:
   def _write(self) -> None:
     self.parts[-1] = round(time.time() - self._t0, 1)
     self._atomic_write(self.path, json.dumps({"invocations": self.parts,
-                                              "commits": self.commits}))
+                                              "commits": self.commits,
+                                              "machines": self.machines}))
 
   def _tick(self) -> None:
     while not self._stop.wait(self.every):
@@ -481,17 +498,26 @@ class WallRecord:
   def describe_commits(self) -> str:
     """The commits earlier invocations ran, where they differ from this one's ("" if none):
     a ledger continued on newer code holds runs of both."""
-    runs: List[List] = []  # [commit, first invocation, last invocation]
-    for i, c in enumerate(self.commits, 1):
-      if runs and runs[-1][0] == c:
-        runs[-1][2] = i
-      else:
-        runs.append([c, i, i])
-    if len(runs) < 2:
-      return ""
-    span = lambda a, b: f"invocation {a}" if a == b else f"invocations {a}–{b}"
-    return "; ".join(f"{span(a, b)}: " + (f"`{c}`" if c else "commit not recorded")
-                     for c, a, b in runs)
+    return _spans(self.commits, lambda c: f"`{c}`" if c else "commit not recorded")
+
+  def describe_machines(self) -> str:
+    """The machines earlier invocations ran on, where they differ ("" if none): a ledger
+    continued on another CPU holds runs whose last digits depend on the CPU."""
+    return _spans(self.machines, lambda m: m or "machine not recorded")
+
+
+def _spans(values: Sequence[str], show) -> str:
+  """"invocations 1–2: a; invocation 3: b" for per-invocation values, "" if all are equal."""
+  runs: List[List] = []  # [value, first invocation, last invocation]
+  for i, v in enumerate(values, 1):
+    if runs and runs[-1][0] == v:
+      runs[-1][2] = i
+    else:
+      runs.append([v, i, i])
+  if len(runs) < 2:
+    return ""
+  span = lambda a, b: f"invocation {a}" if a == b else f"invocations {a}–{b}"
+  return "; ".join(f"{span(a, b)}: {show(v)}" for v, a, b in runs)
 
 
 def main(argv):

@@ -201,6 +201,8 @@ def test_two_claim_ledger_on_synthetic_runs_resumes_and_writes(tmp_path, monkeyp
   text = open(os.path.join(wd, "REPRODUCTION.md")).read()
   assert "over 2 invocations (stopped and continued)" in text
   assert "a ledger continued across commits: invocation 1: `0ld`; invocation 2: `" in text
+  from al_jax.results import host_info
+  assert f"Machine: {host_info()}  " in text  # one machine throughout: no list of them
   # The same ledger re-run from scratch on this machine reproduces every number exactly
   # (only the header's date and wall time differ).
   wd2 = str(tmp_path / "again")
@@ -265,6 +267,33 @@ def test_a_ledger_continued_across_commits_names_each_invocations_commit(tmp_pat
     with reproduce.WallRecord(one, every=60, commit="ccc") as rec:
       pass
   assert rec.describe_commits() == ""  # one commit throughout: the header's Commit line says it
+
+
+def test_a_ledger_continued_on_another_machine_names_each_invocations_machine(tmp_path):
+  wd = str(tmp_path)
+  with open(os.path.join(wd, "ledger_wall.json"), "w") as f:
+    json.dump({"invocations": [5.0], "commits": ["aaa"]}, f)  # before machines were recorded
+  for machine in ("EPYC, 2 CPUs, AVX-512", "EPYC, 2 CPUs, AVX2", "EPYC, 2 CPUs, AVX2"):
+    with reproduce.WallRecord(wd, every=60, commit="aaa", machine=machine) as rec:
+      pass
+  saved = json.load(open(os.path.join(wd, "ledger_wall.json")))
+  assert saved["machines"] == ["", "EPYC, 2 CPUs, AVX-512", "EPYC, 2 CPUs, AVX2",
+                               "EPYC, 2 CPUs, AVX2"]
+  assert rec.describe_machines() == ("invocation 1: machine not recorded; invocation 2: "
+                                     "EPYC, 2 CPUs, AVX-512; invocations 3–4: EPYC, 2 CPUs, AVX2")
+  assert rec.describe_commits() == ""
+
+
+def test_host_info_names_this_cpu():
+  from al_jax.results import environment_info, host_info
+  host = host_info()
+  assert f"{os.cpu_count()} CPUs" in host and not host.startswith(",")
+  if os.path.exists("/proc/cpuinfo"):
+    model = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo")
+                  if l.startswith("model name")), None)
+    assert model is None or host.startswith(model)
+  env = environment_info()
+  assert env["host"] == host and env["device_kind"]
 
 
 def test_linear_probe_floor_is_nested_and_learns():
