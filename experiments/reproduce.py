@@ -182,6 +182,22 @@ def _host() -> str:
   return host_info()
 
 
+def run_accelerators(run_paths) -> List[str]:
+  """The accelerators the runs ran on (from each run's config.json environment), e.g.
+  ["NVIDIA H100 80GB HBM3 (gpu)"]; [] when every run ran on the CPU (the host line says it)."""
+  found = set()
+  for path in run_paths:
+    try:
+      with open(os.path.join(path, "config.json")) as f:
+        env = json.load(f).get("environment", {})
+    except (OSError, ValueError, AttributeError):
+      continue
+    backend = env.get("backend", "cpu")
+    if backend != "cpu":
+      found.add(f"{env.get('device_kind') or 'device kind not recorded'} ({backend})")
+  return sorted(found)
+
+
 EXPLORATORY_BELOW = 5  # fewer seeds: the ledger is labelled exploratory
 
 
@@ -246,6 +262,7 @@ def write_ledger(workdir: str, claims, configs, command: str, commit: str = "",
   with writing(os.path.join(workdir, "claims")):
     os.makedirs(os.path.join(workdir, "claims"), exist_ok=True)
   floors = ledger_floors(workdir, runs, configs)
+  accelerators = run_accelerators(run.path for seeds in runs.values() for run in seeds.values())
   c0 = configs[0]
   seeds = sorted({c.seed for c in configs})
   exploratory = len(seeds) < EXPLORATORY_BELOW
@@ -255,6 +272,7 @@ def write_ledger(workdir: str, claims, configs, command: str, commit: str = "",
            + (f" (this invocation; a ledger continued across commits: {commits})"
               if commits else "") + "  ",
            f"Machine: {machine or _host()}"
+           + (f"; runs on {', '.join(accelerators)}" if accelerators else "")
            + (f" (this invocation; a ledger continued across machines: {machines})"
               if machines else "") + "  ",
            f"Seeds: {', '.join(map(str, seeds))}; written "

@@ -284,6 +284,20 @@ def test_a_ledger_continued_on_another_machine_names_each_invocations_machine(tm
   assert rec.describe_commits() == ""
 
 
+def test_the_header_names_the_accelerators_runs_ran_on(tmp_path):
+  def run(name, env):
+    path = tmp_path / name
+    path.mkdir()
+    (path / "config.json").write_text(json.dumps({"config": {}, "environment": env}))
+    return str(path)
+  cpu = run("cpu", {"backend": "cpu", "device_kind": "cpu"})
+  gpu = run("gpu", {"backend": "gpu", "device_kind": "NVIDIA H100 80GB HBM3"})
+  old = run("old", {"backend": "gpu"})  # written before device kinds were recorded
+  assert reproduce.run_accelerators([cpu]) == []
+  assert reproduce.run_accelerators([cpu, gpu, gpu, old, str(tmp_path / "missing")]) == [
+      "NVIDIA H100 80GB HBM3 (gpu)", "device kind not recorded (gpu)"]
+
+
 def test_host_info_names_this_cpu():
   from al_jax.results import environment_info, host_info
   host = host_info()
