@@ -143,7 +143,11 @@ def run_study(configs: List, workdir: str, resume: bool,
       out[rd] = rows
     else:
       todo.append((i, c, rd, wd.holds_experiment()))
-  if workers > 1 and len(todo) > 1:
+  if workers > 1 and todo:
+    # Even a lone remaining run goes to a worker: XLA:CPU partitions its reductions by the
+    # process's core count, so the same run in this (unpinned) process and in a one-core worker
+    # differs in the last float bits, and a resumed study would not reproduce an
+    # uninterrupted one.
     out.update(_run_in_workers(todo, len(configs), workers, log, progress_mode,
                                progress_interval, tensorboard))
   else:
@@ -210,6 +214,17 @@ def worker_slots(workers: int, platform: str, devices: Sequence[str],
         env[var] = threads
     slots.append({"env": env, "cpus": cpu_set})
   return slots
+
+
+def active_slots(workers: int, runs: int, platform: str, devices: Sequence[str],
+                 cpus: Sequence[int]) -> List[Dict]:
+  """The first `runs` slots of the requested `workers`-slot layout.
+
+  However few runs an invocation has left, each gets the cores it would have had in the full
+  layout: a run's core count (and with it XLA:CPU's float rounding) does not depend on how
+  many of the study's runs remain.
+  """
+  return worker_slots(workers, platform, devices, cpus)[:runs]
 
 
 def _exit_with_parent(poll_seconds: float = 1.0) -> None:
@@ -305,11 +320,11 @@ def _run_in_workers(todo, num_members: int, workers: int, log, progress_mode: st
   import multiprocessing  # pylint: disable=g-import-not-at-top
   # spawn, not fork: a forked child would inherit this process's threads and any JAX state.
   ctx = multiprocessing.get_context("spawn")
-  workers = min(workers, len(todo))
   platform, devices = accelerators()
   cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else \
       list(range(os.cpu_count() or 1))
-  slots = worker_slots(workers, platform, devices, cpus)
+  slots = active_slots(workers, len(todo), platform, devices, cpus)
+  workers = len(slots)
   tasks, results, stop = ctx.Queue(), ctx.Queue(), ctx.Event()
   for i, c, rd, started in todo:
     tasks.put((i, c, rd, started))

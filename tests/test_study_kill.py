@@ -17,8 +17,6 @@ import sys
 import time
 
 import numpy as np
-import pytest
-
 from al_jax.recording import TIMING_FIELDS
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -158,12 +156,6 @@ def test_study_sigkilled_three_times_then_resumed_matches_uninterrupted(tmp_path
     (rows, pools), (ref_rows, ref_pools) = got[m], want[m]
     assert pools == ref_pools, m  # the same selections, exactly
     assert len(rows) == len(ref_rows) == 4, m
-    for row, ref_row in zip(rows, ref_rows):
-      # Every field exactly, but the test-set metrics to float32 rounding: on an AVX2-only
-      # host a resumed run's NLL / ECE / Brier came out 1–2 ulp off the uninterrupted run's
-      # (test_brier 0.90489823 vs 0.90489829) with identical pools and accuracy.
-      floats = {k for k in row if k in ("test_nll", "test_ece", "test_brier")}
-      assert {k: v for k, v in row.items() if k not in floats} == {
-          k: v for k, v in ref_row.items() if k not in floats}, m
-      for k in floats:
-        assert row[k] == pytest.approx(ref_row[k], rel=1e-6, abs=1e-7), (m, k)
+    # Every field exactly, the test-set metrics too: a run keeps its worker's cores across
+    # resumes (a lone remaining run in the unpinned study process came out 1–2 ulp off).
+    assert rows == ref_rows, m

@@ -88,6 +88,22 @@ def test_worker_slots_pin_devices_and_split_cores():
   assert [s["env"]["XLA_PYTHON_CLIENT_MEM_FRACTION"] for s in one_gpu] == ["0.450", "0.450"]
 
 
+def test_a_lone_remaining_run_runs_on_a_workers_cores(tmp_path, monkeypatch):
+  # XLA:CPU's float rounding depends on the process's core count (a digits run's test Brier
+  # on 1 core vs 2: 0.90489823 vs 0.90489835), so the last run of a resumed 2-worker study
+  # must not run in the unpinned study process, nor in a worker holding every core.
+  lone = study.active_slots(2, 1, "cpu", [], [0, 1])
+  assert [s["cpus"] for s in lone] == [[0]] and lone[0]["env"]["OMP_NUM_THREADS"] == "1"
+  assert [s["cpus"] for s in study.active_slots(4, 3, "cpu", [], range(8))] == [
+      [0, 1], [2, 3], [4, 5]]
+  sent = []
+  monkeypatch.setattr(study, "_run_in_workers",
+                      lambda todo, *a, **k: sent.append([c.seed for _, c, _, _ in todo]) or {})
+  study.run_study(_configs()[:1], str(tmp_path / "s"), resume=False, workers=2,
+                  log=lambda _: None)
+  assert sent == [[_configs()[0].seed]]
+
+
 @pytest.mark.skipif(not os.path.exists("/proc/self/environ"), reason="needs Linux /proc")
 def test_a_worker_starts_with_its_thread_limits_before_numpy_loads():
   import multiprocessing
