@@ -44,13 +44,37 @@ def test_ranking_loss_matches_public_code_and_handles_ties_and_mask():
   perm = np.array([0, 1, 2, 3, 7, 6, 5, 4])
   got = lp.ranking_loss(jnp.asarray(pred[perm]), jnp.asarray(target[perm]), ones, 1.0, "split")
   np.testing.assert_allclose(got, _public_ranking_loss(pred, target), rtol=1e-6)
-  # Ignoring ties drops pair (1, 6); masking sample 7 drops pair (0, 7).
+  # Ignoring ties drops pair (1, 6).
   half = lambda i: max(0.0, 1.0 - np.sign(target[i] - target[7 - i]) * (pred[i] - pred[7 - i]))
-  got = lp.ranking_loss(jnp.asarray(pred), jnp.asarray(target), ones.at[7].set(0.0), 1.0,
-                        "reverse", "ignore")
-  np.testing.assert_allclose(got, (half(2) + half(3)) / 2, rtol=1e-6)
+  got = lp.ranking_loss(jnp.asarray(pred), jnp.asarray(target), ones, 1.0, "reverse", "ignore")
+  np.testing.assert_allclose(got, (half(0) + half(2) + half(3)) / 3, rtol=1e-6)
   with pytest.raises(ALError, match="pairing"):
     lp.ranking_loss(jnp.asarray(pred), jnp.asarray(target), ones, 1.0, "zip")
+
+
+def test_a_short_last_batch_pairs_its_real_samples_as_the_public_code_does():
+  # The public code's last batch of an epoch holds r < B samples and `flip(0)` pairs them
+  # all (k with r−1−k); here it is padded to B, and pairing by position would leave every
+  # real sample facing a padding slot without its ranking term (r = 5 of 8: 1 pair, not 2).
+  rs = np.random.default_rng(1)
+  pred, target = rs.normal(size=8), rs.exponential(size=8)
+  for r in (7, 6, 5, 3):
+    mask = (jnp.arange(8) < r).astype(jnp.float32)
+    got = lp.ranking_loss(jnp.asarray(pred), jnp.asarray(target), mask, 1.0, "reverse")
+    np.testing.assert_allclose(got, _public_ranking_loss(pred[:r], target[:r]), rtol=1e-6)
+  # Padding anywhere: the real samples pair in batch order, as if the padding were not there.
+  mask = jnp.asarray([1, 0, 1, 1, 0, 1, 1, 0], jnp.float32)
+  real = np.flatnonzero(np.asarray(mask))
+  got = lp.ranking_loss(jnp.asarray(pred), jnp.asarray(target), mask, 1.0, "reverse")
+  np.testing.assert_allclose(got, _public_ranking_loss(pred[real], target[real]), rtol=1e-6)
+  # "split" on r = 6 real pairs k with 3 + k.
+  mask6 = (jnp.arange(8) < 6).astype(jnp.float32)
+  perm = np.array([0, 1, 2, 5, 4, 3, 6, 7])
+  got = lp.ranking_loss(jnp.asarray(pred[perm]), jnp.asarray(target[perm]), mask6, 1.0, "split")
+  np.testing.assert_allclose(got, _public_ranking_loss(pred[:6], target[:6]), rtol=1e-6)
+  # One real sample: no pair, no term.
+  one = (jnp.arange(8) < 1).astype(jnp.float32)
+  assert float(lp.ranking_loss(jnp.asarray(pred), jnp.asarray(target), one)) == 0.0
 
 
 # --- the objective ------------------------------------------------------------------------

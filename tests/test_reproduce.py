@@ -155,6 +155,17 @@ def test_registry_covers_the_papers_and_members_are_consistent():
     claims_lib.get_claims(["aral_beats_vaal"], "cifar10")
 
 
+def test_crc_ledger_members_use_table_4s_group_size():
+  # Table 4 (Mean Teacher, Q₀ = 120, Q = 20): "CRC used G = 20" (App. B.1: SVHN G = 20), not
+  # the CIFAR rule G = Q/10 = 2; Q = 100 keeps G = 20 so the two differ in Q alone.
+  configs = reproduce.build_configs(
+      claims_lib.get_claims(["crc_smaller_q_better"], "digits"), "digits", "cpu", [0])
+  by = {c.method: c for c in configs}
+  assert by["crc@q20"].al.budget == 20 and by["crc@q100"].al.budget == 100
+  assert by["crc@q20"].acquisition_kwargs.group_size == 20
+  assert by["crc@q100"].acquisition_kwargs.group_size == 20
+
+
 def test_two_claim_ledger_on_synthetic_runs_resumes_and_writes(tmp_path, monkeypatch):
   # Two-epoch members learn nothing, so the floor check would withhold every accuracy claim
   # (its own test: test_ledger_premises.py); here the decision path itself is under test.

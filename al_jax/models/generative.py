@@ -348,7 +348,8 @@ class ConvDecoder(nn.Module):
 class Sampler(nn.Module):
   """VAAL's sampler S(z): MLP d_z → 512 → 512 → 512 → 512 → 1 (a logit; S = sigmoid(logit)).
 
-  The official VAAL and ARAL samplers (5 linear layers, ReLU).
+  ARAL §4.1's "5-layer MLP" and the official VAAL code's initial import (sinhasam/vaal
+  395da2e, 5 linear layers, ReLU); its later model.py (67263f3) has 3 (z → 512 → 512 → 1).
 
   Attributes:
     hidden: hidden widths.

@@ -40,6 +40,30 @@ def pair_indices(batch: int, pairing: str):
   raise ALError(f"unknown pairing {pairing!r}; valid: {', '.join(PAIRINGS)}")
 
 
+def real_pairs(mask: jnp.ndarray, pairing: str):
+  """`pair_indices` over the real samples of a masked batch: (i, j, valid) of B//2 slots.
+
+  The public code pairs the samples of the batch it has, and its short last batch of an epoch
+  has only the real ones (`x - x.flip(0)` on r samples pairs k with r−1−k). Here that batch is
+  padded to B, so pairs are formed among the real samples in batch order (the k-th real
+  with the (r−1−k)-th), not by position: by position, each real sample facing a padding slot
+  would lose its ranking term. With every sample real this is `pair_indices` exactly.
+  """
+  batch = mask.shape[0]
+  k = jnp.arange(batch // 2)
+  order = jnp.argsort(mask <= 0, stable=True)  # real samples first, in batch order
+  r = jnp.sum(mask > 0).astype(jnp.int32)
+  half = r // 2
+  if pairing == "reverse":
+    a, b = k, r - 1 - k
+  elif pairing == "split":
+    a, b = k, r - half + k
+  else:
+    raise ALError(f"unknown pairing {pairing!r}; valid: {', '.join(PAIRINGS)}")
+  valid = (k < half).astype(mask.dtype)
+  return order[a], order[jnp.clip(b, 0, batch - 1)], valid
+
+
 def ranking_loss(pred: jnp.ndarray, target: jnp.ndarray, mask: jnp.ndarray, margin: float = 1.0,
                  pairing: str = "reverse", ties: str = "negative") -> jnp.ndarray:
   """LL4AL Eq. 2 (LPLgrad Eq. 2): mean over pairs of max(0, −1(l_i, l_j)·(l̂_i − l̂_j) + ξ).
@@ -47,7 +71,8 @@ def ranking_loss(pred: jnp.ndarray, target: jnp.ndarray, mask: jnp.ndarray, marg
   Args:
     pred: predicted losses l̂ [B].
     target: true per-sample losses l [B]; gradients are stopped (public code: `.detach()`).
-    mask: 1 for real samples, 0 for padding [B]; a pair counts only if both are real.
+    mask: 1 for real samples, 0 for padding [B]; pairs are formed among the real samples
+      (`real_pairs`), as the public code pairs a short last batch.
     margin: ξ (1.0 in LL4AL).
     pairing: "reverse" or "split", see `pair_indices`.
     ties: "negative" takes 1(l_i, l_j) = −1 when l_i = l_j (LL4AL's "+1 if l_i > l_j, −1
@@ -57,14 +82,13 @@ def ranking_loss(pred: jnp.ndarray, target: jnp.ndarray, mask: jnp.ndarray, marg
   Returns:
     The scalar loss (0 when no pair is real).
   """
-  i, j = pair_indices(pred.shape[0], pairing)
+  i, j, valid = real_pairs(mask, pairing)
   if ties not in TIES:
     raise ALError(f"unknown ties rule {ties!r}; valid: {', '.join(TIES)}")
   target = jax.lax.stop_gradient(target)
   dt = target[i] - target[j]
   dp = pred[i] - pred[j]
   sign = jnp.where(dt > 0, 1.0, -1.0)
-  valid = mask[i] * mask[j]
   if ties == "ignore":
     valid = valid * (dt != 0)
   per_pair = jax.nn.relu(margin - sign * dp)
