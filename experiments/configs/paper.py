@@ -163,7 +163,11 @@ _CRC_SVHN_MT = {
     "objective_kwargs.rampup_steps": 200000,
 }
 # FixMatch (kekmodel defaults): SGD nesterov 0.9, lr 0.03 × cos(7πk/16K) per step, batch 64,
-# μ = 7, τ = 0.95, λ_u = 1, EMA 0.999; weight decay 5e-4 (CIFAR-10), 1e-3 (CIFAR-100). K: CRC
+# μ = 7, τ = 0.95, λ_u = 1, EMA 0.999; no weight decay: the early version's only decay is
+# `msd[k] = msd[k] * (1. - self.wd)` in ModelEMA.update (train.py da6d046 … 8ca226e), which
+# rebinds an entry of a fresh `state_dict()` and leaves the parameters as they are (the
+# optimiser is `SGD(model.parameters(), lr, momentum, nesterov)`, no weight_decay); decay
+# reached the optimiser only in c99ccba (2020-11-05), the later version. K: CRC
 # footnote 2 names the early kekmodel version (train.py up to 8ca226e: total_steps = epochs ×
 # iteration, 1,024 steps an epoch), so K = the cycle's epochs × steps per epoch
 # (derive.cosine_fraction = 1; a 350-epoch cycle ends at 0.195 of the base rate); the later
@@ -184,13 +188,13 @@ _FIXMATCH = {
 _CRC_C10_FM = {
     **_CRC_COMMON, **_FIXMATCH, "al.val_size": 5000, "al.initial": 50, "al.budget": 50,
     "al.cycles": 6, "train.epochs": 350, "train.early_stopping_patience": 50,
-    "optim.weight_decay": 5e-4,
+    "optim.weight_decay": 0.0,
 }
 # Table 5: FixMatch on CIFAR-100, Q0 = 200, Q = 50, G = 5: 200 → 450 labels (6 cycles).
 _CRC_C100_FM = {
     **_CRC_COMMON, **_FIXMATCH, "al.val_size": 5000, "al.initial": 200, "al.budget": 50,
     "al.cycles": 6, "train.epochs": 600, "train.early_stopping_patience": 100,
-    "optim.weight_decay": 1e-3,
+    "optim.weight_decay": 0.0,
 }
 for _acq_method, _g in (("crc", 20), ("random_mt", 0), ("entropy_mt", 0), ("confidence_mt", 0)):
   PAPER_PRESETS[(_acq_method, "svhn")] = (
