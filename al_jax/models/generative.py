@@ -9,7 +9,10 @@ discriminator holds the target classifier, so the harness evaluates its class he
   the blocks" for 32×32 images (the Improved-GAN CIFAR discriminator layout).
 
 Their Gaussian noise / dropout layers are the "dropout" of the contract: on in training and with
-`dropout=True` (MC-dropout BALD), drawn from the `"dropout"` RNG stream.
+`dropout=True` (BALD's stochastic passes), drawn from the `"dropout"` RNG stream. On `GanCNN`
+BALD is MC dropout proper; on `NoisyMLP` its passes sample the additive Gaussian activation
+noise (a random shift of each activation, not a dropout posterior over weights), so BALD on
+the MNIST-like sets measures disagreement under that noise.
 
 Side models (not classifiers): `RealFakeHead` (ARAL's c_r/f(D̃(x), z, y)), `MLPEncoder` /
 `ConvEncoder` (q(z|x[, y]) → mean, log-variance), `MLPDecoder` / `ConvDecoder` (G(z[, y])) and
