@@ -13,7 +13,12 @@ A non-finite loss already stops a run (al_jax.loop). Two failures leave every nu
   non-finite or above `DIVERGE_FACTOR` times its first non-zero epoch mean in absolute
   value. Side models train alongside the classifier and feed the acquisition (LL4AL's
   predicted losses, VAAL's / ARAL's sampler scores), so a diverged one makes the selection
-  arbitrary while the classifier's accuracy looks normal.
+  arbitrary while the classifier's accuracy looks normal. The critic's loss (CrtCl Eq. 4,
+  Σ_incorrect C − Σ_correct C under weight clipping) is judged on finiteness alone: once the
+  classifier fits its labeled batches no prediction is incorrect, the loss is −Σ C and falls
+  to the clip box by design, so its size says nothing about the critic (its first epoch's
+  mean is near 0, correct and incorrect terms cancelling, so the 10× rule fired in every
+  CrtCl cycle 0).
 
 Pure functions over the per-epoch metric means (one dict per epoch, as the loop logs them).
 The flags are recorded in the results row's `health` field and shown by experiments.report
@@ -25,6 +30,8 @@ from typing import Dict, List, Sequence
 
 # Per-epoch metric keys that are a side model's training loss (al_jax/objectives/*).
 SIDE_LOSSES = ("module_loss", "critic_loss", "gen_loss", "vae_loss", "sampler_loss", "eg_loss")
+# Side losses unbounded below by design: only a non-finite value is a divergence.
+FINITENESS_ONLY = ("critic_loss",)
 DIVERGE_FACTOR = 10.0
 CHANCE_Z = 3.0
 
@@ -55,9 +62,19 @@ def diverged_side_losses(epoch_means: Sequence[Dict[str, float]]) -> List[str]:
     # The reference is the first epoch where the side model trained (e.g. the critic's
     # generator loss is 0 until its generator switches on).
     ref = next((abs(v) for v in values if math.isfinite(v) and v != 0.0), None)
-    if not math.isfinite(last) or (ref is not None and abs(last) > DIVERGE_FACTOR * ref):
+    grew = key not in FINITENESS_ONLY and ref is not None and abs(last) > DIVERGE_FACTOR * ref
+    if not math.isfinite(last) or grew:
       out.append(key)
   return out
+
+
+def current(recorded: Sequence[str]) -> List[str]:
+  """A row's recorded flags that today's rules raise: runs recorded before the critic's loss
+  was judged on finiteness alone carry `side_loss_diverged:critic_loss` from the size rule
+  (a finished run's critic loss is finite: a non-finite one makes the classifier's loss
+  non-finite and stops the run)."""
+  retired = {f"{SIDE_DIVERGED}:{k}" for k in FINITENESS_ONLY}
+  return [f for f in recorded if f not in retired]
 
 
 def flags(epoch_means: Sequence[Dict[str, float]], num_classes: int,

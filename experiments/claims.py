@@ -105,6 +105,11 @@ class Measurement:
       (a Spearman interval cannot then pass ±1); "" decides the values as they are.
     context: controls measured beside the statistic (e.g. a random control's count), shown
       next to the value so a reader sees what the test can detect.
+    points: under "fisher_z", how many points each Spearman ρ was computed on (0: many).
+      arctanh(±1) = ±∞, and on few points ρ = 1 is common (10 bins: a perfectly ordered
+      trend), so |ρ| is capped at the largest Spearman value below 1 on that many points,
+      1 − 12/(n(n² − 1)) (0.988 for n = 10), rather than at 1 − 1e-12 (z = 14.2, which made
+      one perfect seed swamp the others).
   """
   values: np.ndarray
   parts: Sequence[str]
@@ -116,6 +121,7 @@ class Measurement:
   premise: Optional[str] = None
   transform: str = ""
   context: str = ""
+  points: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -180,7 +186,9 @@ def _decision_values(meas: Measurement) -> Tuple[np.ndarray, float]:
   """[seeds, parts] values and threshold on the scale the claim is decided on."""
   values = np.asarray(meas.values, float).reshape(len(meas.values), -1)
   if meas.transform == "fisher_z":
-    z = lambda r: np.arctanh(np.clip(r, -1 + 1e-12, 1 - 1e-12))
+    n = meas.points
+    cap = 1 - 12 / (n * (n * n - 1)) if n >= 3 else 1 - 1e-12
+    z = lambda r: np.arctanh(np.clip(r, -cap, cap))
     return z(values), float(z(meas.threshold))
   return values, float(meas.threshold)
 
@@ -247,7 +255,13 @@ def p_value(meas: Measurement) -> Optional[float]:
   return out
 
 
-def holm(pvalues: Dict[str, Optional[float]], alpha: float = 0.05) -> Dict[str, bool]:
+# The family-wise level on one-sided p-values: 0.025 is the two-sided 5% of the per-claim
+# 95% interval ("holds" ⇔ one-sided p < 0.025), so a family of one claim survives exactly
+# when it holds, and no claim can survive while its own interval says inconclusive.
+HOLM_ALPHA = 0.025
+
+
+def holm(pvalues: Dict[str, Optional[float]], alpha: float = HOLM_ALPHA) -> Dict[str, bool]:
   """Holm–Bonferroni over the family: name → whether its claim survives at level `alpha`
   (p_(i) ≤ α / (m − i + 1) for it and every smaller p). Claims without a p-value are not in
   the family and do not survive."""
@@ -270,13 +284,18 @@ def _seeds(runs: Runs, *labels: str) -> List[int]:
   return sorted(common)
 
 
-def _tag(stat, compared: Sequence[str] = (), accuracy_cycles=None):
+def _tag(stat, compared: Sequence[str] = (), accuracy_cycles=None,
+         varies: Sequence[str] = (), labels: Sequence[str] = ()):
   """What the ledger checks before it decides: `compared` members must differ only in what
-  the claim compares (else *confounded*); members whose accuracy the statistic reads, at
-  `accuracy_cycles` (None: every cycle), must learn above the linear-probe floor (else *not
-  measured*)."""
+  the claim compares (else *confounded*), where `varies` lists settings of the FACTORS the
+  claim itself compares (e.g. al.budget for "Q = 20 vs Q = 100"); members whose accuracy the
+  statistic reads, at `accuracy_cycles` (None: every cycle; a dict: per member label), must
+  learn above the linear-probe floor (else *not measured*). `labels`: the members whose runs
+  the statistic reads (default: `compared`)."""
   stat.compared = tuple(compared)
   stat.accuracy_cycles = accuracy_cycles
+  stat.varies = tuple(varies)
+  stat.labels = tuple(labels or compared)
   return stat
 
 
@@ -305,20 +324,24 @@ def paired_accuracy_at_labels(a: str, b: str, cycle_a: int,
     return Measurement(np.array(v), [f"{ra['num_labeled']} labels"], 0.0,
                        note=f"test accuracy of {a} − {b} at {ra['num_labeled']} labels, "
                        "paired by seed")
-  return _tag(stat, (), None)
+  # The two members differ in Q (and so in their cycle count) and nothing else.
+  return _tag(stat, (a, b), {a: (cycle_a,), b: (cycle_b,)}, varies=("al.budget", "al.cycles"))
 
 
 def difference_of_differences(stat_a, stat_b, what: str) -> Callable[[Runs], Measurement]:
   """stat_a − stat_b per seed (two one-part paired statistics): e.g. how much more CRC gains
   from a smaller Q than entropy does."""
+  labels = tuple(dict.fromkeys(stat_a.labels + stat_b.labels))
+
   def stat(runs: Runs) -> Measurement:
-    ma, mb = stat_a(runs), stat_b(runs)
-    if ma.values.shape != mb.values.shape:
-      raise ValueError(f"{what}: the two differences have {len(ma.values)} and "
-                       f"{len(mb.values)} seeds in common")
+    # Both differences on the seeds all four members finished, so row k of each is seed k.
+    seeds = _seeds(runs, *labels)
+    paired = {l: {s: runs[l][s] for s in seeds} for l in labels}
+    ma, mb = stat_a(paired), stat_b(paired)
     return Measurement(ma.values - mb.values, list(ma.parts), 0.0,
                        note=f"{what}: ({ma.note}) − ({mb.note})")
-  return _tag(stat, (), None)
+  cycles = {**stat_a.accuracy_cycles, **stat_b.accuracy_cycles}
+  return _tag(stat, labels, cycles, varies=tuple(dict.fromkeys(stat_a.varies + stat_b.varies)))
 
 
 def paired_accuracy_at(a: str, b: str, cycle: int = 0) -> Callable[[Runs], Measurement]:
@@ -363,6 +386,8 @@ def _bin_trend(bins: Sequence[float]) -> float:
 def _diag_value(report: Dict, scorer: str, key: str) -> float:
   if key == "bin_trend":
     return _bin_trend(report[scorer]["loss_by_score_bin"])
+  if key == "top_k_mean":  # TOD Fig. 6's recall curve at its recorded fractions, averaged
+    return float(np.mean(list(report[scorer]["top_k"].values())))
   return report[scorer][key]
 
 
@@ -386,7 +411,11 @@ def diagnostic_per_cycle(label: str, split: str, key: str, threshold: float,
   correlation ("spearman", "bin_trend") is decided on Fisher's z."""
   def stat(runs: Runs) -> Measurement:
     cycles, v, ref = _diagnostics(runs, label, split, key, first_cycle)
-    return Measurement(v, [f"cycle {c}" for c in cycles], threshold,
+    points = 0
+    if key == "bin_trend" and cycles:  # ρ over the score bins, not over the probe's points
+      run = runs[label][_seeds(runs, label)[0]]
+      points = len(run.diagnostics(cycles[0])[split]["score"]["loss_by_score_bin"])
+    return Measurement(v, [f"cycle {c}" for c in cycles], threshold, points=points,
                        transform="fisher_z" if key in ("spearman", "bin_trend") else "",
                        note=f"{key} of the acquisition score on the {split} "
                        f"{'probe' if split == 'unlabeled' else 'set'}, per cycle",
@@ -521,12 +550,15 @@ def confounds(claim: Claim, configs_by_label: Dict) -> List[str]:
   if len(compared) < 2:
     return []
   allowed = {f for f, _ in claim.allowed}
+  varies = set(getattr(claim.statistic, "varies", ()))
   out = []
   for factor, keys in FACTORS.items():
     if factor in allowed:
       continue
     diffs = []
     for key in keys:
+      if key in varies:
+        continue  # what the claim compares
       if key == "al.cycles" and getattr(claim.statistic, "accuracy_cycles", None):
         continue  # "at few labels": only the cycles read matter, and they exist in both
       vals = [_get(configs_by_label[m], key) for m in compared]
@@ -542,7 +574,8 @@ def below_floor(claim: Claim, runs: Runs, floors: Dict[int, Sequence[float]]) ->
   the linear-probe floor at the same number of labels (`experiments/floors.py`: logistic
   regression on the raw pixels, mean over the ledger's seeds): "<member> below the floor at
   N labels (0.657 vs probe 0.683)". `floors` maps a label count to the probe's accuracy per
-  seed; a label count without a floor is not checked."""
+  seed; a label count without a floor cannot show that the member learns, so it withholds
+  the verdict too ("no linear-probe floor at N labels")."""
   cycles = getattr(claim.statistic, "accuracy_cycles", None)
   if cycles == ():
     return []
@@ -551,11 +584,14 @@ def below_floor(claim: Claim, runs: Runs, floors: Dict[int, Sequence[float]]) ->
     seeds = sorted(runs.get(m.label, {}))
     if not seeds:
       continue
+    mine = cycles.get(m.label, ()) if isinstance(cycles, dict) else cycles
     k = min(len(runs[m.label][s].rows) for s in seeds)
-    for c in (range(k) if cycles is None else [c for c in cycles if c < k]):
+    for c in (range(k) if mine is None else [c for c in mine if c < k]):
       n = int(runs[m.label][seeds[0]].rows[c]["num_labeled"])
       if n not in floors:
-        continue
+        out.append(f"no linear-probe floor at {n} labels to check {m.label} against "
+                   "(the probe could not run)")
+        break
       acc = float(np.mean([runs[m.label][s].rows[c]["test_accuracy"] for s in seeds]))
       probe = float(np.mean(floors[n]))
       if acc < probe:
@@ -657,7 +693,8 @@ CLAIMS: Tuple[Claim, ...] = (
           "Spearman ρ", plot="spearman"),
     Claim("tod_cod_loss_bins", "TOD", "§5.1, Fig. 5",
           "Samples with a larger COD have a larger loss: the mean loss rises with the COD "
-          "bin (10 bins of the unlabeled probe) at every cycle ≥ 1.",
+          "bin (10 bins of 10% of the unlabeled probe; the figure's are 5% wide) at every "
+          "cycle ≥ 1.",
           (TOD,), diagnostic_per_cycle("tod", "unlabeled", "bin_trend", 0.0, first_cycle=1),
           "ρ(COD bin, mean loss)", plot="bin_trend"),
     Claim("tod_cod_beats_ll4al", "TOD", "§5.1, Fig. 6",
@@ -665,11 +702,18 @@ CLAIMS: Tuple[Claim, ...] = (
           "Spearman correlation with the true loss on the same (test) points, every cycle ≥ 1.",
           (TOD, LL4AL_TOD), paired_diagnostic("tod", "ll4al@tod", "spearman", first_cycle=1),
           "Δ Fisher z"),
+    Claim("tod_cod_topk_beats_ll4al", "TOD", "§5.1, Fig. 6",
+          "COD finds more of the highest-loss points than LL4AL's module: Fig. 6's quantity, "
+          "the share of the top-k% losses among the top-k% scores (mean over k = 1, 5, 10, "
+          "20% of the test set), higher every cycle ≥ 1.",
+          (TOD, LL4AL_TOD), paired_diagnostic("tod", "ll4al@tod", "top_k_mean", first_cycle=1),
+          "Δ top-k recall"),
     _beats("tod_beats_random", "TOD", "§5.2, Fig. 7 and Table 1",
            "TOD (COD selection + EMA consistency) beats random sampling.",
            TOD, RANDOM_TOD),
     _beats("tod_semi_beats_base", "TOD", "Table 1 (Base+Semi vs Base)",
-           "The unsupervised COD loss alone (random selection) beats the base model.",
+           "The unsupervised EMA output-discrepancy loss alone (EMAOD, §5.4; random "
+           "selection) beats the base model.",
            TOD_SEMI, RANDOM_TOD),
     _beats("tod_active_beats_base", "TOD", "Table 1 (Base+Active vs Base)",
            "COD selection alone (no unsupervised loss) beats random selection.",

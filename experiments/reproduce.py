@@ -299,7 +299,9 @@ def write_ledger(workdir: str, claims, configs, command: str, commit: str = "",
       "floor, is in [runs/report.md](runs/report.md). The ledger decides many claims at "
       "once: *p* is each claim's one-sided p-value (t over seeds; an \"at every cycle\" "
       "claim takes its largest part's), and **Holm 5%** says whether its verdict survives "
-      "the Holm–Bonferroni correction over every paper claim of this ledger that has one.",
+      "the Holm–Bonferroni correction over every paper claim of this ledger that has one, "
+      "at the two-sided 5% level of the 95% intervals (one-sided p ≤ 0.025 / (m − i)), so "
+      "a claim alone survives exactly when it holds.",
       "",
       "Across machines, the verdicts are what carries, not the last digits: the same seed "
       "gives the same selections and numbers on one machine (tested), but another CPU lets "
@@ -408,9 +410,10 @@ def write_ledger(workdir: str, claims, configs, command: str, commit: str = "",
 
 def _health(claim, runs) -> List:
   """(member, seed, cycle, flags) of the claim's members' flagged cycles (rows' `health`)."""
-  return [(m.label, seed, r["cycle"], list(r["health"]))
+  from al_jax.health import current  # pylint: disable=g-import-not-at-top
+  return [(m.label, seed, r["cycle"], current(r["health"]))
           for m in claim.members for seed, run in sorted(runs.get(m.label, {}).items())
-          for r in run.rows if r.get("health")]
+          for r in run.rows if current(r.get("health") or [])]
 
 
 def reproduce(claim_names, dataset: str, seeds, workdir: str, preset: str = "cpu",

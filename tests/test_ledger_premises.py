@@ -107,6 +107,26 @@ def test_tod_loss_bins_trend_reads_figure_5():
   assert claims_lib._bin_trend([1, 2, 3, 4, 5]) == pytest.approx(-1.0)
 
 
+def test_tod_figure_6_topk_reads_the_recall_of_the_highest_losses():
+  # Fig. 6's quantity: the share of the top-k% losses among the top-k% scores, averaged over
+  # the recorded k; the claim is COD's minus LL4AL's module's on the same test points.
+  report = {"score": {"top_k": {"0.01": 0.1, "0.05": 0.2, "0.1": 0.3, "0.2": 0.4}}}
+  assert claims_lib._diag_value(report, "score", "top_k_mean") == pytest.approx(0.25)
+
+  class R:  # a run whose test-set diagnostics have the given recall at every cycle
+    def __init__(self, recall):
+      self.rows = [{}, {}, {}]
+      self.recall = recall
+
+    def diagnostics(self, c):
+      return {"test": {"score": {"top_k": {"0.1": self.recall + c / 100}}}}
+  runs = {"tod": {0: R(0.5), 1: R(0.6)}, "ll4al@tod": {0: R(0.3), 1: R(0.2)}}
+  meas = claims_lib.paired_diagnostic("tod", "ll4al@tod", "top_k_mean", first_cycle=1)(runs)
+  np.testing.assert_allclose(meas.values, [[0.2, 0.2], [0.4, 0.4]])
+  claim = next(c for c in claims_lib.CLAIMS if c.name == "tod_cod_topk_beats_ll4al")
+  assert claim.source == "§5.1, Fig. 6" and claim.members[1].label == "ll4al@tod"
+
+
 def test_background_claims_stay_out_of_the_family():
   background = [c for c in claims_lib.CLAIMS if c.kind == "background"]
   assert {c.name for c in background} == {"mean_teacher_beats_supervised",

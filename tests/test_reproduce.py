@@ -66,10 +66,41 @@ def test_no_verdict_without_data(meas, why):
 def test_holm_decides_the_family_on_crafted_p_values():
   # Sorted 0.01 ≤ 0.05/3, then 0.03 > 0.05/2: Holm stops there, so only the first survives,
   # although 0.03 and 0.04 are each below 0.05.
-  got = claims_lib.holm({"a": 0.03, "b": 0.01, "c": 0.04, "d": None})
+  got = claims_lib.holm({"a": 0.03, "b": 0.01, "c": 0.04, "d": None}, alpha=0.05)
   assert got == {"a": False, "b": True, "c": False, "d": False}
-  assert claims_lib.holm({"a": 0.01, "b": 0.02}) == {"a": True, "b": True}  # 0.01 ≤ .025, .02 ≤ .05
+  assert claims_lib.holm({"a": 0.01, "b": 0.02}, alpha=0.05) == {"a": True, "b": True}
   assert claims_lib.holm({"a": 0.2}) == {"a": False}
+
+
+def test_holm_runs_at_the_level_of_the_per_claim_interval():
+  # "Holds" needs the two-sided 95% interval beyond the threshold, i.e. one-sided p < 0.025:
+  # the family runs at that level, so no claim survives while its own interval straddles.
+  b = M(np.array([[0.010], [0.004], [0.012], [-0.003], [0.008]]), ["all"], 0.0)
+  assert claims_lib.decide(b)[0] == claims_lib.INCONCLUSIVE
+  assert 0.025 < claims_lib.p_value(b) < 0.05
+  a = M(np.array([[0.02], [0.03], [0.025]]), ["all"], 0.0)
+  assert claims_lib.decide(a)[0] == claims_lib.HOLDS
+  assert claims_lib.holm({"a": claims_lib.p_value(a), "b": claims_lib.p_value(b)}) == {
+      "a": True, "b": False}
+  rs = np.random.default_rng(0)
+  for _ in range(200):  # a family of one: survives exactly when it holds
+    m = M(rs.normal(rs.normal(0, 0.02), 0.02, size=(5, 1)), ["all"], 0.0)
+    assert claims_lib.holm({"x": claims_lib.p_value(m)})["x"] == (
+        claims_lib.decide(m)[0] == claims_lib.HOLDS)
+
+
+def test_a_perfect_ten_bin_trend_does_not_swamp_the_fisher_z_interval():
+  # The COD-bin trend is a Spearman ρ over 10 bins, where ρ = 1 is common; arctanh(1) = ∞,
+  # and capping at 1 − 1e-12 (z = 14.2) made one perfect seed widen the interval to
+  # [−0.98, 1.00] over five clearly positive seeds.
+  v = np.array([[0.939], [0.952], [0.976], [1.000], [0.964]])
+  meas = M(v, ["cycle 1"], 0.0, transform="fisher_z", points=10)
+  assert claims_lib.decide(meas)[0] == claims_lib.HOLDS
+  m, lo, hi = claims_lib.interval(meas, 0)
+  assert 0.9 < lo < m < hi <= 1 - 12 / 990 + 1e-12
+  # On many points (the probe's Spearman) the cap stays next to 1.
+  many = M(v, ["cycle 1"], 0.0, transform="fisher_z")
+  assert claims_lib._decision_values(many)[0][3, 0] > 10
 
 
 def test_p_value_is_one_sided_in_the_claimed_direction():
@@ -96,6 +127,46 @@ def _fake_run(tmp_path, name, pools, acc, ece=None, pool_size=20, selection=None
     if selection is not None and c < len(selection):
       rows[-1]["selection"] = selection[c]
   return claims_lib.Run(rows, str(path))
+
+
+def test_q_claims_pair_seeds_across_all_members_and_check_their_premises(tmp_path):
+  # CRC's gain from Q = 20 minus entropy's is computed seed by seed over the seeds all four
+  # members finished (a stopped ledger can hold seed 2 for one pair and seed 3 for the other).
+  def run(name, q, accs):
+    return _fake_run(tmp_path, name, [list(range(10 + q * c)) for c in range(len(accs))], accs)
+  runs = {"c20": {0: run("c20_0", 2, [.5, .6, .7]), 1: run("c20_1", 2, [.5, .6, .8]),
+                  2: run("c20_2", 2, [.5, .6, .9])},
+          "c100": {0: run("c100_0", 4, [.5, .6]), 1: run("c100_1", 4, [.5, .6]),
+                   2: run("c100_2", 4, [.5, .6])},
+          "e20": {0: run("e20_0", 2, [.5, .6, .65]), 1: run("e20_1", 2, [.5, .6, .6]),
+                  3: run("e20_3", 2, [.5, .6, .0])},
+          "e100": {0: run("e100_0", 4, [.5, .6]), 1: run("e100_1", 4, [.5, .6]),
+                   3: run("e100_3", 4, [.5, .6])}}
+  stat = claims_lib.difference_of_differences(
+      claims_lib.paired_accuracy_at_labels("c20", "c100", 2, 1),
+      claims_lib.paired_accuracy_at_labels("e20", "e100", 2, 1), "gain")
+  np.testing.assert_allclose(stat(runs).values.ravel(), [0.7 - 0.65, 0.8 - 0.6])
+  # The members must match beyond Q, and each is checked against the floor at the cycle read.
+  assert set(stat.compared) == {"c20", "c100", "e20", "e100"}
+  assert stat.accuracy_cycles == {"c20": (2,), "c100": (1,), "e20": (2,), "e100": (1,)}
+  claim = next(c for c in claims_lib.CLAIMS if c.name == "crc_only_gains_from_smaller_q")
+  configs = reproduce.build_configs([claim], "digits", "cpu", [0])
+  by = {c.method: c for c in configs}
+  assert claims_lib.confounds(claim, by) == []
+  by["crc@q100"].unlock() if hasattr(by["crc@q100"], "unlock") else None
+  by["crc@q100"].optim.lr = by["crc@q100"].optim.lr * 2
+  assert any(f.startswith("optimiser") for f in claims_lib.confounds(claim, by))
+
+
+def test_a_missing_floor_withholds_the_verdict(tmp_path):
+  a = _fake_run(tmp_path, "a", [[0], [0, 1]], [0.5, 0.7])
+  b = _fake_run(tmp_path, "b", [[0], [0, 1]], [0.5, 0.6])
+  claim = claims_lib.Claim("x", "P", "§1", "a beats b", (claims_lib._m("a", "random"),
+                           claims_lib._m("b", "random")), claims_lib.paired_aulc("a", "b"), "Δ")
+  runs = {"a": {0: a}, "b": {0: b}}
+  assert claims_lib.below_floor(claim, runs, {1: [0.1], 2: [0.1]}) == []
+  low = claims_lib.below_floor(claim, runs, {})
+  assert low and "no linear-probe floor at 1 labels" in low[0]
 
 
 def test_degenerate_queries_counts_copies_of_labeled_and_co_queried_images(tmp_path):
@@ -168,8 +239,11 @@ def test_crc_ledger_members_use_table_4s_group_size():
 
 def test_two_claim_ledger_on_synthetic_runs_resumes_and_writes(tmp_path, monkeypatch):
   # Two-epoch members learn nothing, so the floor check would withhold every accuracy claim
-  # (its own test: test_ledger_premises.py); here the decision path itself is under test.
-  monkeypatch.setattr(reproduce, "ledger_floors", lambda *a: {})
+  # (its own test: test_ledger_premises.py); here the decision path itself is under test: a
+  # floor of 0 at every label count.
+  monkeypatch.setattr(reproduce, "ledger_floors", lambda workdir, runs, configs: {
+      int(r["num_labeled"]): [0.0] for by_seed in runs.values() for run in by_seed.values()
+      for r in run.rows})
   wd = str(tmp_path / "ledger")
   names = ["tod_beats_random", "tod_cod_spearman"]
   verdicts = reproduce.reproduce(names, "synthetic", [0, 1], wd, overrides=TINY,

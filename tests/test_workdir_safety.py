@@ -325,8 +325,15 @@ def test_side_loss_diverged_flag():
   assert health.flags(nan, 10, 20) == ["side_loss_diverged:sampler_loss"]
   # Negative losses compare in absolute value; a side model that starts later (0 before)
   # is judged against its first non-zero epoch.
-  assert health.diverged_side_losses([{"critic_loss": -0.5}, {"critic_loss": -6.0}]) == [
-      "critic_loss"]
+  assert health.diverged_side_losses([{"eg_loss": -0.5}, {"eg_loss": -6.0}]) == ["eg_loss"]
+  # The critic's Wasserstein loss falls to its clip box by design (CrtCl Eq. 4 once every
+  # labeled prediction is correct): only a non-finite value is a divergence, and flags that
+  # earlier runs recorded for its size are not shown.
+  assert health.diverged_side_losses([{"critic_loss": -0.01}, {"critic_loss": -6.0}]) == []
+  assert health.diverged_side_losses([{"critic_loss": -0.01}, {"critic_loss": float("nan")}]) \
+      == ["critic_loss"]
+  assert health.current(["side_loss_diverged:critic_loss", "train_acc_at_chance"]) == [
+      "train_acc_at_chance"]
   late = [{"gen_loss": 0.0}, {"gen_loss": 0.5}, {"gen_loss": 2.0}]
   assert health.diverged_side_losses(late) == []
   # The classifier's own loss is not a side model's.
