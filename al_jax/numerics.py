@@ -1,8 +1,10 @@
 """Floating-point policy: float32 compute, float64 under `jax.enable_x64` (reference runs).
 
-al_jax computes in `float_dtype()`: float32, or float64 when x64 is enabled, so any training
-step or score can be rerun in float64 and compared (tests/test_float64_steps.py checks every
-objective this way). Random numbers are always drawn in float32 / int32 and then cast, so the
+al_jax computes its training steps in `float_dtype()`: float32, or float64 when x64 is
+enabled, so any objective's step can be rerun in float64 and compared
+(tests/test_float64_steps.py checks every objective this way). Acquisition scores (entropy,
+margin, least confidence, BALD, EGL, core-set; BADGE excepted) and the evaluation metrics
+cast to float32 and have no float64 rerun. Random numbers are always drawn in float32 / int32 and then cast, so the
 float64 rerun sees exactly the same augmentations, dropout masks and noise as the float32 run
 (a float64 draw from the same key would be a different number).
 """

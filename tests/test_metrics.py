@@ -43,3 +43,15 @@ def test_classification_metrics_exact_on_fixed_logits():
   assert m["brier"] == pytest.approx(brier, rel=1e-5)
   # bins: 0.7 → (0.6,0.7], correct; 0.8 → (0.7,0.8], wrong; 0.5 → (0.4,0.5], correct.
   assert m["ece"] == pytest.approx((0.3 + 0.8 + 0.5) / 3, rel=1e-5)
+
+
+def test_ece_and_accuracy_agree_on_which_predictions_are_correct():
+  # Logits 1e-8 apart give float32 probabilities that tie (0.5, 0.5): argmax of the
+  # probabilities says class 0, of the logits class 1. Both metrics read the logits'.
+  logits = jnp.asarray([[0.0, 1e-8, -5.0]], jnp.float32)
+  probs = jax.nn.softmax(logits)
+  assert float(probs[0, 0]) == float(probs[0, 1])
+  m = metrics.classification_metrics(logits, jnp.asarray([1]))
+  assert float(m["accuracy"]) == 1.0
+  conf = float(probs.max())
+  assert float(m["ece"]) == pytest.approx(abs(1.0 - conf), abs=1e-6)

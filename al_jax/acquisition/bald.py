@@ -27,8 +27,6 @@ def mutual_information(log_probs: jnp.ndarray) -> jnp.ndarray:
 
 @ACQUISITIONS.register("bald")
 class BALD(Acquisition):
-  # Scores sample dropout masks: the model needs dropout (checked when a run is configured).
-  stochastic_forward = True
   """Largest mutual information first.
 
   The model needs dropout (`model.kwargs.dropout_rate > 0`): small_cnn and mlp have it by
@@ -37,6 +35,8 @@ class BALD(Acquisition):
   Args:
     num_samples: T, the number of dropout draws (Gal et al. 2017 use T = 20).
   """
+  # Scores sample dropout masks: the model needs dropout (checked when a run is configured).
+  stochastic_forward = True
   name = "bald"
 
   def __init__(self, num_samples: int = 20, **kwargs):
