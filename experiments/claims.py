@@ -340,7 +340,10 @@ def difference_of_differences(stat_a, stat_b, what: str) -> Callable[[Runs], Mea
     ma, mb = stat_a(paired), stat_b(paired)
     return Measurement(ma.values - mb.values, list(ma.parts), 0.0,
                        note=f"{what}: ({ma.note}) − ({mb.note})")
-  cycles = {**stat_a.accuracy_cycles, **stat_b.accuracy_cycles}
+  # Per-member cycles where both inner statistics name them, else every cycle.
+  cycles = ({**stat_a.accuracy_cycles, **stat_b.accuracy_cycles}
+            if isinstance(stat_a.accuracy_cycles, dict)
+            and isinstance(stat_b.accuracy_cycles, dict) else None)
   return _tag(stat, labels, cycles, varies=tuple(dict.fromkeys(stat_a.varies + stat_b.varies)))
 
 

@@ -316,8 +316,8 @@ def cost_section(runs: List[List[Dict]]) -> List[str]:
 def health_flags(runs: List[List[Dict]]):
   """(method, seed, cycle, labels, flags) of every flagged cycle (rows' `health` field)."""
   from al_jax.health import current  # pylint: disable=g-import-not-at-top
-  return [(r["method"], r["seed"], r["cycle"], r["num_labeled"], current(r["health"]))
-          for rows in runs for r in rows if current(r.get("health") or [])]
+  return [(r["method"], r["seed"], r["cycle"], r["num_labeled"], flags)
+          for rows in runs for r in rows if (flags := current(r.get("health") or []))]
 
 
 def main(argv):

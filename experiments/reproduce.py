@@ -411,9 +411,9 @@ def write_ledger(workdir: str, claims, configs, command: str, commit: str = "",
 def _health(claim, runs) -> List:
   """(member, seed, cycle, flags) of the claim's members' flagged cycles (rows' `health`)."""
   from al_jax.health import current  # pylint: disable=g-import-not-at-top
-  return [(m.label, seed, r["cycle"], current(r["health"]))
+  return [(m.label, seed, r["cycle"], flags)
           for m in claim.members for seed, run in sorted(runs.get(m.label, {}).items())
-          for r in run.rows if current(r.get("health") or [])]
+          for r in run.rows if (flags := current(r.get("health") or []))]
 
 
 def reproduce(claim_names, dataset: str, seeds, workdir: str, preset: str = "cpu",
