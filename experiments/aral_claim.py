@@ -41,6 +41,11 @@ flags.DEFINE_integer("val_size", 300, "Validation split size for --tune.", lower
 TUNE_GRID = {"optim.lr": (3e-4, 1e-3, 3e-3), "optim.b1": (0.5, 0.9), "optim.b2": (0.999, 0.9999)}
 
 
+# The dataset's class count, read when check_flags loads it (10 before: the checks that need
+# no data run first).
+_NUM_CLASSES = [10]
+
+
 def _config(method: str, seed: int, optim_from_aral: bool = False, extra=()):
   """The method's cpu preset with this harness's settings, then --set, then `extra`, resolved
   (derived values and ranges) as any run's."""
@@ -50,7 +55,7 @@ def _config(method: str, seed: int, optim_from_aral: bool = False, extra=()):
     over += [(f"optim.{k}", v) for k, v in get_config("aral", FLAGS.dataset, "cpu")
              .optim.to_dict().items()]
   over += [("seed", seed), ("al.cycles", 1), ("al.class_balanced", True),
-           ("al.initial", FLAGS.labels_per_class * 10)]
+           ("al.initial", FLAGS.labels_per_class * _NUM_CLASSES[0])]
   if FLAGS.data_dir:
     over.append(("data_dir", FLAGS.data_dir))
   # Unknown keys and malformed items: one-line ALError.
@@ -87,22 +92,26 @@ def check_flags():
   FLAGS.tune_seeds = [str(s) for s in cli.parse_seeds(FLAGS.tune_seeds, "--tune_seeds")]
   if FLAGS.data_dir and os.path.exists(FLAGS.data_dir) and not os.path.isdir(FLAGS.data_dir):
     raise ALError(f"--data_dir={FLAGS.data_dir} exists and is not a directory")
-  configs = []
-  for method, from_aral in (("aral", False), ("aral_labels_only", False),
-                            ("aral_labels_only", True)):
-    c = _config(method, int((FLAGS.tune_seeds if FLAGS.tune else FLAGS.seeds)[0]), from_aral)
-    if FLAGS.tune:
-      c.al.val_size = FLAGS.val_size
-    configs.append(c)
+  def configs():
+    out = []
+    for method, from_aral in (("aral", False), ("aral_labels_only", False),
+                              ("aral_labels_only", True)):
+      c = _config(method, int((FLAGS.tune_seeds if FLAGS.tune else FLAGS.seeds)[0]), from_aral)
+      if FLAGS.tune:
+        c.al.val_size = FLAGS.val_size
+      out.append(c)
+    return out
+  configs()
   # jax, flax and the data load only once the checks that need neither have passed, so a
   # mistyped flag fails at once (as experiments.main's do).
   from al_jax import loop
   from al_jax.data import DATASETS
   ds = DATASETS.get(FLAGS.dataset)(data_dir=FLAGS.data_dir or None, seed=0)
+  _NUM_CLASSES[0] = ds.num_classes
   if FLAGS.tune and FLAGS.val_size >= len(ds.y_train):
     raise ALError(f"--val_size={FLAGS.val_size} leaves no training images of the "
                   f"{len(ds.y_train)} in {FLAGS.dataset}")
-  for c in configs:
+  for c in configs():
     loop.validate(c, len(ds.y_train) - c.al.val_size)
 
 
@@ -135,7 +144,7 @@ def _compare(loop):
       print(f"seed {seed} {name:34s} test accuracy {accs[name]:.4f} ({time.time() - t:.0f} s)",
             flush=True)
     rows.append(accs)
-  n = FLAGS.labels_per_class * 10
+  n = FLAGS.labels_per_class * _NUM_CLASSES[0]
   print(f"\n{FLAGS.dataset}, {n} labels ({FLAGS.labels_per_class} per class), same "
         "discriminator classifier (noisy_mlp)")
   a = np.array([r["ARAL"] for r in rows])

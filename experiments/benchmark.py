@@ -45,6 +45,11 @@ def print_table(title, rows):
 def main(argv):
   if len(argv) > 1:
     cli.fail(f"unexpected arguments: {' '.join(argv[1:])}")
+  if FLAGS["sections"].present:  # an empty value (an unset variable) is not "all"
+    try:
+      cli.check_names("--sections", FLAGS.sections)
+    except ALError as e:
+      cli.fail(e)
   _load_sections()
   names = FLAGS.sections or sorted(SECTIONS)
   unknown = [n for n in names if n not in SECTIONS]

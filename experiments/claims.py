@@ -826,9 +826,13 @@ CLAIMS: Tuple[Claim, ...] = (
 def get_claims(names: Sequence[str], dataset: str) -> List[Claim]:
   """Claims by name ("all": every claim whose setting exists for `dataset`)."""
   from al_jax import ALError
+  from experiments import cli
   by_name = {c.name: c for c in CLAIMS}
+  cli.check_names("--claims", list(names))
   if list(names) == ["all"]:
     return [c for c in CLAIMS if not c.datasets or dataset in c.datasets]
+  if "all" in names:
+    raise ALError("--claims=all names every claim; give it alone")
   unknown = [n for n in names if n not in by_name]
   if unknown:
     raise ALError(f"unknown claim(s) {', '.join(unknown)}; valid: all, "

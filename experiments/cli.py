@@ -83,9 +83,23 @@ def check_new_file(flag: str, path: Optional[str]) -> None:
     raise ALError(f"{flag}={path}: folder {parent} is not writable")
 
 
+def check_names(flag: str, values: List[str]) -> None:
+  """A comma-separated list of names (`--method`, `--claims`): none empty, none twice (an
+  empty entry would otherwise name the default, a repeated one run twice)."""
+  if not values:
+    raise ALError(f"{flag} is empty")
+  if any(not v.strip() for v in values):
+    raise ALError(f"{flag}={','.join(values)} has an empty entry")
+  twice = sorted({v for v in values if values.count(v) > 1})
+  if twice:
+    raise ALError(f"{flag} lists {twice[0]} twice")
+
+
 # --- numbers ------------------------------------------------------------------------------
 def parse_seeds(values: List[str], flag: str = "--seeds") -> List[int]:
   """`--seeds` entries as non-negative integers (numpy's seed sequences reject negatives)."""
+  if not values:
+    raise ALError(f"{flag} is empty")
   out = []
   for v in values:
     try:

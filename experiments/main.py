@@ -129,7 +129,23 @@ def check_flags():
   cli.check_dir_or_new("--workdir", FLAGS.workdir)
   if FLAGS.data_dir and os.path.exists(FLAGS.data_dir) and not os.path.isdir(FLAGS.data_dir):
     raise ALError(f"--data_dir={FLAGS.data_dir} exists and is not a directory")
+  if FLAGS["seeds"].present and not FLAGS.seeds:
+    raise ALError("--seeds is empty")
   seeds = cli.parse_seeds(FLAGS.seeds) if FLAGS.seeds else [FLAGS.seed]
+  if FLAGS["method"].present:
+    cli.check_names("--method", FLAGS.method)
+  # A dedicated flag and a --set of the same key would leave one of them silently unused.
+  from experiments.configs import parse_set
+  dedicated = {"al.cycles": "cycles", "al.initial": "initial", "al.budget": "budget",
+               "train.epochs": "epochs", "diagnostics": "diagnostics", "data_dir": "data_dir",
+               "acquisition_kwargs.ntk_backend": "ntk_backend"}
+  for key, _ in parse_set(FLAGS.set):
+    if key == "seed":  # the study's seeds come from the flags alone
+      raise ALError("--set seed=... is not a setting; use --seed or --seeds")
+    if key in dedicated and FLAGS[dedicated[key]].present:
+      raise ALError(f"--set {key}=... and --{dedicated[key]} set the same thing; give one")
+  if FLAGS.resume and not FLAGS.workdir:
+    raise ALError("--resume needs the --workdir of the experiment to continue")
   shard = study_lib.parse_shard(FLAGS.shard)
   if (shard or FLAGS.workers > 1) and not FLAGS.workdir:
     raise ALError("--workers and --shard need a --workdir (the study directory every "
@@ -223,6 +239,9 @@ def main(argv):
       cache_flag = "off"
     costs.use_persistent_cache(costs.resolve_cache_dir(cache_flag))
     study = len(configs) > 1 or shard is not None
+    if FLAGS.workers > 1 and not study:
+      log.info("--workers spreads a study's runs (several methods or seeds); this single run "
+               "runs in this process")
     in_workers = study and FLAGS.workers > 1
     if in_workers:
       # The workers own the accelerators: this process must not start a JAX client.

@@ -434,7 +434,9 @@ def reproduce(claim_names, dataset: str, seeds, workdir: str, preset: str = "cpu
   if (os.path.isdir(workdir) and set(os.listdir(workdir)) - {".xla_cache"}
       and not os.path.exists(os.path.join(runs_dir, "study.json"))):
     raise ALError(f"workdir {workdir} is not empty and holds no ledger; choose another")
-  resume = os.path.exists(os.path.join(runs_dir, "study.json"))
+  # A ledger none of whose runs started (its first invocation stopped on a setting the data
+  # refuses) is started afresh, not continued.
+  resume = _any_run_started(configs, runs_dir)
   # Every seed of a member compiles the same steps: XLA's persistent cache (in the ledger's
   # workdir) compiles them once per member instead of once per run.
   import jax
@@ -449,13 +451,26 @@ def reproduce(claim_names, dataset: str, seeds, workdir: str, preset: str = "cpu
       f"{len(seeds)} seeds on {dataset} ({preset}); "
       + ("continuing" if resume else "starting") + f" in {workdir}")
   machine = _host()
-  with WallRecord(workdir, commit=commit, machine=machine) as wall:
-    study_lib.run_study(configs, runs_dir, resume=resume, log=log, workers=workers)
-    from experiments import report as report_lib
-    report_lib.write_report(runs_dir)
+  wall = WallRecord(workdir, commit=commit, machine=machine)
+  try:
+    with wall:
+      study_lib.run_study(configs, runs_dir, resume=resume, log=log, workers=workers)
+      from experiments import report as report_lib
+      report_lib.write_report(runs_dir)
+  except ALError:
+    if not _any_run_started(configs, runs_dir):
+      wall.discard()  # nothing ran: the invocation leaves no wall time in the ledger
+    raise
   return write_ledger(workdir, claims, configs, command, commit, wall=wall.describe(),
                       commits=wall.describe_commits(), machine=machine,
                       machines=wall.describe_machines())
+
+
+def _any_run_started(configs, runs_dir: str) -> bool:
+  from al_jax.results import Workdir
+  from experiments.study import run_dirname
+  return any(Workdir(os.path.join(runs_dir, run_dirname(c.method, c.seed))).holds_experiment()
+             for c in configs)
 
 
 class WallRecord:
@@ -493,6 +508,9 @@ class WallRecord:
 
   def _write(self) -> None:
     self.parts[-1] = round(time.time() - self._t0, 1)
+    self._save()
+
+  def _save(self) -> None:
     self._atomic_write(self.path, json.dumps({"invocations": self.parts,
                                               "commits": self.commits,
                                               "machines": self.machines}))
@@ -510,6 +528,15 @@ class WallRecord:
     self._stop.set()
     self._thread.join()
     self._write()
+
+  def discard(self) -> None:
+    """Drops this invocation's entry (after `__exit__`): the file goes when none is left."""
+    self.parts, self.commits, self.machines = (self.parts[:-1], self.commits[:-1],
+                                               self.machines[:-1])
+    if self.parts:
+      self._save()
+    elif os.path.exists(self.path):
+      os.remove(self.path)
 
   def describe(self) -> str:
     total, n = sum(self.parts), len(self.parts)
@@ -565,8 +592,6 @@ def main(argv):
       raise ALError("--workdir is required (the ledger's runs and REPRODUCTION.md go there)")
     cli.check_dir_or_new("--workdir", FLAGS.workdir)
     seeds = cli.parse_seeds(FLAGS.seeds)
-    if not seeds:
-      raise ALError("--seeds is empty")
     from experiments.configs import parse_set
     command = "python -m experiments.reproduce " + " ".join(a for a in sys.argv[1:])
     t0 = time.time()

@@ -72,7 +72,8 @@ def _write_spec(path: str, spec: Dict) -> None:
 
 
 def _prepare_workdir(spec: Dict, workdir: str, resume: bool, sharded: bool,
-                     mine_started: Callable[[], bool]) -> None:
+                     mine_started: Callable[[], bool],
+                     any_started: Callable[[], bool]) -> None:
   path = os.path.join(workdir, "study.json")
   if os.path.exists(path):
     try:
@@ -80,11 +81,20 @@ def _prepare_workdir(spec: Dict, workdir: str, resume: bool, sharded: bool,
         old = json.load(f)
     except (OSError, ValueError) as e:
       raise ALError(f"workdir {workdir}: study.json is unreadable ({e})") from None
+    # A study none of whose runs started (it stopped on a setting the data refuses, such as a
+    # budget larger than the pool) holds nothing: the corrected command starts it afresh.
+    # Shards keep the stricter rule, since another shard may be about to start a run.
+    fresh = not sharded and not any_started()
     if old != spec:
-      raise ALError(f"workdir {workdir} holds a different study; use another --workdir")
+      if not fresh:
+        raise ALError(f"workdir {workdir} holds a different study; use another --workdir")
+      from al_jax.writes import writing  # pylint: disable=g-import-not-at-top
+      with writing(path):
+        _write_spec(path, spec)
+      return
     # Another shard may have created the study; this one only needs --resume to continue
     # runs of its own.
-    if not resume and (not sharded or mine_started()):
+    if not resume and not fresh and (not sharded or mine_started()):
       raise ALError(f"workdir {workdir} already holds this study; pass --resume to continue it")
     return
   if resume and not sharded:
@@ -129,8 +139,9 @@ def run_study(configs: List, workdir: str, resume: bool,
           "dataset": configs[0].dataset, "preset": configs[0].preset}
   mine = shard_indices(len(configs), shard)
   rundir = lambda i: os.path.join(workdir, run_dirname(configs[i].method, configs[i].seed))
-  _prepare_workdir(spec, workdir, resume, shard is not None,
-                   lambda: any(results_lib.Workdir(rundir(i)).holds_experiment() for i in mine))
+  started = lambda idx: any(results_lib.Workdir(rundir(i)).holds_experiment() for i in idx)
+  _prepare_workdir(spec, workdir, resume, shard is not None, lambda: started(mine),
+                   lambda: started(range(len(configs))))
   if shard is not None:
     log(f"shard {shard[0]}/{shard[1]}: {len(mine)} of the study's {len(configs)} runs")
   out, todo = {}, []

@@ -48,7 +48,12 @@ def tiny_config(method: str = "random", dataset: str = "digits", **overrides):
   own = (cpu.METHODS.get(method, {}).get(key) or cpu.OBJECTIVES.get(c.objective, {}).get(key)
          or 1)
   cpu.apply_overrides(c, {key: own.value if isinstance(own, AtLeast) else own})
-  if c.model.name == "small_cnn":  # the method's own network otherwise (e.g. ARAL's MLP)
+  if overrides.get("model.name", c.model.name) != c.model.name:
+    # Another model: the settings made for the preset's model go, as when a layer of
+    # `configs.resolve` swaps the model.
+    import ml_collections
+    c.model.kwargs = ml_collections.ConfigDict()
+  elif c.model.name == "small_cnn":  # the method's own network otherwise (e.g. ARAL's MLP)
     cpu.apply_overrides(c, {"model.kwargs.widths": (8, 16), "model.kwargs.hidden": 32})
   cpu.apply_overrides(c, overrides)
   return c

@@ -26,6 +26,8 @@ _CASES = [
     ("experiments.aral_claim", ["--seeds=a"],
      "error: --seeds must be non-negative integers, got 'a'"),
     ("experiments.aral_claim", ["--seeds=1,1"], "error: --seeds lists a seed twice: 1,1"),
+    ("experiments.aral_claim", ["--seeds="], "error: --seeds is empty"),
+    ("experiments.aral_claim", ["--tune", "--tune_seeds="], "error: --tune_seeds is empty"),
     ("experiments.aral_claim", ["--tune", "--tune_seeds=-1"],
      "error: --tune_seeds must be non-negative integers, got -1"),
     ("experiments.aral_claim", ["--val_size=0"],

@@ -303,6 +303,26 @@ def test_two_claim_ledger_on_synthetic_runs_resumes_and_writes(tmp_path, monkeyp
     reproduce.reproduce(["tod_beats_random"], "synthetic", [0], wd, overrides=TINY, log=quiet)
 
 
+def test_a_ledger_that_stopped_before_any_run_started_leaves_no_wall_time(tmp_path):
+  """An invocation that stops on a setting only the data refuses records no wall time, and
+  the next one starts the ledger rather than continuing it."""
+  wd = str(tmp_path / "l")
+  bad = TINY[1:] + (("al.initial", 10 ** 6),)
+  for _ in range(2):
+    logs = []
+    with pytest.raises(ALError, match="larger than the"):
+      reproduce.reproduce(["tod_beats_random"], "synthetic", [0], wd, overrides=bad,
+                          log=logs.append)
+    assert not os.path.exists(os.path.join(wd, "ledger_wall.json"))
+    assert os.path.exists(os.path.join(wd, "runs", "study.json"))
+    assert "starting in" in logs[0] and "continuing" not in logs[0]
+  wall = reproduce.WallRecord(wd)
+  with wall:
+    pass
+  wall.discard()
+  assert not os.path.exists(wall.path)
+
+
 def test_a_killed_invocation_still_counts_in_the_ledger_wall_time(tmp_path):
   """SIGKILL is the documented way to stop a ledger: the invocation's wall time is on disk
   (rewritten while it runs), and the next invocation adds its own."""

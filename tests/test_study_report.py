@@ -1,5 +1,6 @@
 """Studies (method × seed, paired initial pools, resumable) and the report."""
 
+import json
 import os
 
 import numpy as np
@@ -66,3 +67,26 @@ def test_aulc_and_paired_statistics_exact():
   # mean 0.2, sd 0.1, t(0.975, 2) = 4.3027 → half-width 0.1 * 4.3027 / sqrt(3)
   assert m == pytest.approx(0.2) and half == pytest.approx(0.24841, rel=1e-4)
   assert p == pytest.approx(0.07418, rel=1e-3)  # t = 3.464, df 2
+
+
+def test_a_study_that_stopped_before_any_run_started_is_started_afresh(tmp_path):
+  """A setting only the data refuses (a budget beyond the pool) stops the study after its
+  study.json is written; the corrected command — another study spec or the same one — then
+  starts it without --resume instead of refusing a directory that holds nothing."""
+  wd = str(tmp_path / "s")
+  bad = [tiny_config(m, **{"al.cycles": 1, "al.initial": 10 ** 6}) for m in ("random", "margin")]
+  with pytest.raises(ALError, match="larger than the"):
+    study.run_study(bad, wd, resume=False, log=quiet)
+  assert os.path.exists(os.path.join(wd, "study.json"))
+  with pytest.raises(ALError, match="larger than the"):  # the same spec: no --resume needed
+    study.run_study(bad, wd, resume=False, log=quiet)
+  good = [tiny_config(m, **{"al.cycles": 1}) for m in ("random", "entropy")]
+  out = study.run_study(good, wd, resume=False, log=quiet)  # another spec: replaced
+  assert len(out) == 2 and all(len(rows) == 1 for rows in out.values())
+  assert [r["method"] for r in json.load(open(os.path.join(wd, "study.json")))["runs"]] == [
+      "random", "entropy"]
+  # Once a run has started, the protections stand.
+  with pytest.raises(ALError, match="different study"):
+    study.run_study(bad, wd, resume=False, log=quiet)
+  with pytest.raises(ALError, match="pass --resume"):
+    study.run_study(good, wd, resume=False, log=quiet)

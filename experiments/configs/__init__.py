@@ -98,26 +98,60 @@ def assign(c, key: str, value) -> None:
   """Sets dotted `key` of config `c`; unknown keys raise ALError.
 
   Component settings (objective_kwargs, acquisition_kwargs, model.kwargs) are open-ended:
-  their names are checked against the component's signature (`check`).
+  their names are checked against the component's signature (`check`). A section (`optim`,
+  `model.kwargs`) takes a dict, merged key by key as if each were set on its own; any other
+  value for a section is refused.
   """
   import ml_collections
   node = c
   *path, leaf = key.split(".")
+  open_ended = any(p.endswith("kwargs") for p in path)
+  for i, p in enumerate(path):
+    if not isinstance(node, ml_collections.ConfigDict):
+      raise ALError(f"unknown config key {key!r}: {'.'.join(path[:i])} is a setting, not a "
+                    "section")
+    if p not in node:
+      if not open_ended:
+        raise ALError(f"unknown config key {key!r}")
+      node[p] = ml_collections.ConfigDict()
+    node = node[p]
+  if not isinstance(node, ml_collections.ConfigDict):
+    raise ALError(f"unknown config key {key!r}: {'.'.join(path)} is a setting, not a section")
+  if leaf not in node and not open_ended:
+    raise ALError(f"unknown config key {key!r}")
+  old = node[leaf] if leaf in node else None
+  # A base section or a component's settings section (not a component setting whose value
+  # is itself a dict, like PT4AL's pretext optimiser).
+  if isinstance(old, ml_collections.ConfigDict) and not open_ended:
+    if not isinstance(value, (dict, ml_collections.ConfigDict)):
+      raise ALError(f"{key}={value!r}: {key} is a section; set its keys ({key}.NAME=VALUE) "
+                    "or give it a dict")
+    for k, v in value.items():
+      assign(c, f"{key}.{k}", v)
+    return
   try:
-    open_ended = any(p.endswith("kwargs") for p in path)
-    for p in path:
-      if p not in node and open_ended:
-        node[p] = ml_collections.ConfigDict()
-      node = node[p]
-    if leaf not in node and not open_ended:
-      raise KeyError(leaf)
     node[leaf] = value
-  except KeyError:
-    raise ALError(f"unknown config key {key!r}") from None
   except TypeError:
-    old = node[leaf]
-    raise ALError(f"{key}={value!r} has the wrong type: must be a {type(old).__name__} "
+    kind = type(old).__name__
+    article = "an" if kind[0] in "aeiou" else "a"
+    raise ALError(f"{key}={value!r} has the wrong type: must be {article} {kind} "
                   f"(like {old!r})") from None
+
+
+def _flatten_sections(pairs) -> List[Tuple[str, Any]]:
+  """(key, value) pairs with a dict given for a base section (`optim`, `model.kwargs`)
+  spelled as one pair per setting, so every layer names the keys it sets (the model swap and
+  the member-clash checks read them)."""
+  out = []
+  for key, value in pairs:
+    sections = key.split(".")[:-1]
+    if isinstance(value, dict) and not any(p.endswith("kwargs") for p in sections):
+      if not value:
+        raise ALError(f"{key}={{}}: an empty dict sets nothing")
+      out += _flatten_sections([(f"{key}.{k}", v) for k, v in value.items()])
+    else:
+      out.append((key, value))
+  return out
 
 
 def apply_overrides(config, overrides: Dict[str, Any]):
@@ -155,6 +189,8 @@ def pairing(method: Optional[str] = None, objective: Optional[str] = None,
   from al_jax.acquisition import ACQUISITIONS
   from al_jax.methods import canonical_method, get_method
   from al_jax.objectives import OBJECTIVES
+  if method is not None and not method.strip():
+    raise ALError("empty method name")
   base = get_method(method or "random")
   obj = objective or base.objective
   acq = acquisition or base.acquisition
@@ -186,6 +222,8 @@ def resolve(method: Optional[str] = None, dataset: str = "digits", preset: str =
   from experiments.configs import base
   if preset not in PRESETS:
     raise ALError(f"unknown preset {preset!r}; valid: {', '.join(PRESETS)}")
+  from al_jax.data import DATASETS
+  DATASETS.get(dataset)  # an unknown name: one line, before any layer reads it
   name, obj, acq = pairing(method, objective, acquisition)
   tables = importlib.import_module(f"experiments.configs.{preset}")
   if protocol:
@@ -194,8 +232,8 @@ def resolve(method: Optional[str] = None, dataset: str = "digits", preset: str =
   layers: List[Tuple[str, Dict[str, Any]]] = tables.layers(name, obj, acq, dataset, protocol)
   if schedule_of:
     layers.append(("schedule", dict(schedule_of)))
-  overrides = list(overrides)
-  member = list(member)
+  overrides = _flatten_sections(overrides)
+  member = _flatten_sections(member)
   clash = sorted({k for k, _ in overrides} & {k for k, _ in member})
   if clash:
     raise ALError(f"--set {clash[0]} conflicts with the ledger member's own setting of it "

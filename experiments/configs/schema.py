@@ -100,6 +100,20 @@ class Optional_:
     return self.inner.invalid()
 
 
+@dataclasses.dataclass(frozen=True)
+class Text:
+  """A string (a path; "" = the default)."""
+
+  def ok(self, v) -> bool:
+    return isinstance(v, str)
+
+  def text(self) -> str:
+    return "a string"
+
+  def invalid(self):
+    return None
+
+
 def _int(lo=-math.inf, hi=math.inf):
   return Num(lo, hi, integer=True)
 
@@ -129,6 +143,10 @@ BASE: Dict[str, Any] = {
     "derive.unlabeled_ratio": NONNEG, "derive.rampup_fraction": UNIT,
     "derive.detach_fraction": UNIT, "derive.group_fraction": UNIT,
     "derive.cosine_fraction": NONNEG,
+    # None would pass ml_collections' type check and read as False (or the default path).
+    "diagnostics": BOOL, "al.class_balanced": BOOL, "al.full_labels": BOOL,
+    "train.warm_start": BOOL, "train.augment": BOOL, "train.early_stopping": BOOL,
+    "optim.nesterov": BOOL, "data_dir": Text(),
 }
 
 _ARAL = {
