@@ -189,3 +189,15 @@ def test_subset_candidates_and_labeled_points_are_respected_without_recompiling(
   acquire(acq, ctx.state, ctx.x_all, pool.label(out.indices), 6, jax.random.PRNGKey(2), _PREP,
           chunk_size=16)
   assert badge_lib._seed_step._cache_size() == compiled
+
+
+def test_coreset_selector_uses_labeled_centres_and_the_embedding():
+  """Core-set (Sener & Savarese 2018, Alg. 1) on the same fake classifier: the labeled points
+  are the first centres and distances are between penultimate embeddings. Point 1 duplicates
+  the labeled point 0 (distance 0) but is farthest from it in logit space; point 2 is farthest
+  in the embedding, then point 3 (3 from point 0, √34 from point 2)."""
+  emb = np.array([[0, 0], [0, 0], [5, 0], [0, 3]], np.float32)
+  logits = np.array([[0, 0, 0], [10, 0, 0], [0, 0, 0], [0, 0, 0.1]], np.float32)
+  ctx = _ctx(logits, emb, candidates=[1, 2, 3], labeled=[0])
+  picks = ACQUISITIONS.get("coreset")().select(ctx, 2, jax.random.PRNGKey(0))
+  assert list(picks) == [2, 3]

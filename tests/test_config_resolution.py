@@ -8,6 +8,7 @@ import sys
 import pytest
 
 from al_jax import ALError
+from al_jax.data import DATASETS
 from al_jax.methods import METHODS, canonical_method, check_pairing
 from experiments.configs import cpu, paper, resolve
 
@@ -161,3 +162,29 @@ def test_the_crtcl_protocol_continues_every_members_model():
   for method in PROTOCOLS["crtcl"].methods:
     for preset, dataset in (("cpu", "digits"), ("paper", "cifar10")):
       assert resolve(method, dataset, preset, "crtcl").config.train.warm_start, (method, preset)
+
+
+def test_pt4al_scores_its_whole_batch_and_continues_its_network_everywhere():
+  """PT4AL's selection reads one pretext batch per cycle, all of it (johnsk95/PT4AL main.py:
+  no random subset), with one network trained on across cycles: under every preset, dataset
+  and protocol that resolves."""
+  from experiments.configs.protocols import PROTOCOLS
+  resolved = 0
+  for preset in ("cpu", "paper"):
+    for dataset in DATASETS.names():
+      for protocol in ("",) + tuple(PROTOCOLS):
+        try:
+          c = resolve("pt4al", dataset, preset, protocol).config
+        except ALError:
+          continue  # no preset or no protocol schedule for this dataset
+        resolved += 1
+        assert c.al.subset == 0 and c.train.warm_start, (preset, dataset, protocol)
+  assert resolved >= 10
+
+
+def test_pt4al_refuses_fewer_batches_than_cycles_when_resolved():
+  with pytest.raises(ALError, match="num_batches=5: pt4al selects from batch k \\+ 1 after "
+                                    "cycle k, so 6 cycles need at least 6 batches"):
+    resolve("pt4al", "digits", "cpu", overrides=[("al.cycles", 6)])
+  resolve("pt4al", "digits", "cpu", overrides=[("al.cycles", 6),
+                                                ("acquisition_kwargs.num_batches", 6)])

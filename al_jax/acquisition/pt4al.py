@@ -101,6 +101,15 @@ class PT4AL(Acquisition):
   name = "pt4al"
   kind = "select"
 
+  @staticmethod
+  def check_config(settings: Dict[str, Any], config) -> None:
+    """The selection after cycle k reads batch k + 1 (batch 0 is the initial pool or unused),
+    so a run of C cycles needs at least C batches (PT4AL main.py: one batch per cycle)."""
+    cycles, n = int(config.al.cycles), int(settings["num_batches"])
+    if cycles > n:
+      raise ALError(f"acquisition_kwargs.num_batches={n}: pt4al selects from batch k + 1 "
+                    f"after cycle k, so {cycles} cycles need at least {cycles} batches")
+
   def __init__(self, num_batches: int = 10, model: str = "small_cnn",
                model_kwargs: Optional[Dict[str, Any]] = None, epochs: int = PRETEXT_EPOCHS,
                batch_size: int = 256, optim: Optional[Dict[str, Any]] = None,

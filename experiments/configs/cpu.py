@@ -128,8 +128,12 @@ OBJECTIVES["vaal"] = {
 
 # --- acquisition functions --------------------------------------------------------------------
 ACQUISITIONS = {}
-# PT4AL: one pretext-loss batch per cycle (5 cycles on every cpu dataset).
-ACQUISITIONS["pt4al"] = {"acquisition_kwargs.num_batches": 5}
+# PT4AL: one pretext-loss batch per cycle (5 cycles on every cpu dataset); it scores its whole
+# batch (no subset R: the 28×28 datasets' R = 5,000 would have cut each batch to a random ~8%)
+# and keeps training one network across cycles (johnsk95/PT4AL main.py at 458883de builds the
+# net once and reloads the previous cycle's checkpoint), as the paper preset does.
+ACQUISITIONS["pt4al"] = {"acquisition_kwargs.num_batches": 5, "al.subset": 0,
+                         "train.warm_start": True}
 # COD compares one model at consecutive cycles (TOD Eq. 5): the model continues.
 ACQUISITIONS["cod"] = {"train.warm_start": True}
 # Per-sample gradient norms: Eq. 8's Frobenius norm over all layers; small vmap sub-batches

@@ -318,3 +318,8 @@ def check(config) -> None:
       rule: Optional[Any] = rules.get(k)
       if rule is not None and not rule.ok(v):
         _fail(f"{section}.{k}", v, rule)
+    # A component whose settings must agree with the schedule says so itself (PT4AL: one
+    # batch per cycle), so the mismatch is refused here and not after cycles of training.
+    hook = getattr(cls, "check_config", None)
+    if hook is not None:
+      hook({**known, **kwargs}, config)
