@@ -179,7 +179,8 @@ class Trainer:
         self.on_epoch(cycle * tr.epochs + epoch, means)
       if not all(math.isfinite(v) for v in means.values()):
         bad = [k for k, v in means.items() if not math.isfinite(v)]
-        raise ALError(f"non-finite {', '.join(bad)} at cycle {cycle} epoch {epoch + 1}; "
+        raise ALError(f"non-finite {', '.join(bad)} at cycle {cycle + 1}/{cfg.al.cycles} "
+                      f"epoch {epoch + 1}; "
                       "finished cycles are kept; try a lower learning rate")
       if len(self.data.val_idx) and tr.early_stopping:
         acc = self.evaluate(state, self.data.x_val, self.data.y_val)["accuracy"]

@@ -704,13 +704,13 @@ CLAIMS: Tuple[Claim, ...] = (
           "COD estimates the loss better than LL4AL's loss-prediction module: a higher "
           "Spearman correlation with the true loss on the same (test) points, every cycle ≥ 1.",
           (TOD, LL4AL_TOD), paired_diagnostic("tod", "ll4al@tod", "spearman", first_cycle=1),
-          "Δ Fisher z"),
+          "Δ Fisher z", plot="TOD − LL4AL, per seed"),
     Claim("tod_cod_topk_beats_ll4al", "TOD", "§5.1, Fig. 6",
           "COD finds more of the highest-loss points than LL4AL's module: Fig. 6's quantity, "
           "the share of the top-k% losses among the top-k% scores (mean over k = 1, 5, 10, "
           "20% of the test set), higher every cycle ≥ 1.",
           (TOD, LL4AL_TOD), paired_diagnostic("tod", "ll4al@tod", "top_k_mean", first_cycle=1),
-          "Δ top-k recall"),
+          "Δ top-k recall", plot="TOD − LL4AL, per seed"),
     _beats("tod_beats_random", "TOD", "§5.2, Fig. 7 and Table 1",
            "TOD (COD selection + EMA consistency) beats random sampling.",
            TOD, RANDOM_TOD),
@@ -730,7 +730,7 @@ CLAIMS: Tuple[Claim, ...] = (
           "Training with the critic losses lowers the expected calibration error against "
           "cross-entropy training on the same labels.",
           (CRTCL_LOSS, RANDOM_CRTCL), paired_mean_ece("crtcl_loss_only", "random@crtcl"),
-          "Δ ECE (CE − CrtCl)"),
+          "Δ ECE (CE − CrtCl)", plot="per seed"),
     _beats("crtcl_tod_selects_better", "CrtCl", "§V-E.2 (selection only), Fig. 5",
            "With no auxiliary loss backpropagated, TOD's selection beats the critic's.",
            TOD_SELECT_CRTCL, CRTCL_SELECT),
@@ -762,7 +762,7 @@ CLAIMS: Tuple[Claim, ...] = (
           "one group, G = Q, L + G below the kernel's rank).",
           (CRC_REPEATED, CRC_REPEATED_LITERAL, RANDOM_REPEATED),
           degenerate_queries("crc@repeated", 2, ("crc_literal@repeated", "random_mt@repeated")),
-          "degenerate picks"),
+          "degenerate picks", plot="per seed"),
     _beats("crc_q20_beats_random", "CRC", "§4.3, Table 4 (Q₀ = 120, Q = 20)",
            "With small queries CRC beats random sampling, both trained with Mean Teacher.",
            CRC_Q20, RANDOM_Q20),

@@ -94,6 +94,9 @@ def summarise(runs: List[List[Dict]], target: Optional[float], baseline: str):
   curves = {}
   for m, seeds in sorted(by_method.items()):
     n_cycles = min(len(r) for r in seeds.values())
+    # A study still running: every seed is read up to the cycle its shortest one reached.
+    short = sorted(s for s, r in seeds.items() if len(r) == n_cycles)
+    truncated = (n_cycles, short) if max(len(r) for r in seeds.values()) > n_cycles else None
     labels = np.array([r["num_labeled"] for r in next(iter(seeds.values()))[:n_cycles]], float)
     acc = np.array([[r["test_accuracy"] for r in rows[:n_cycles]] for rows in seeds.values()])
     ece = np.array([[r["test_ece"] for r in rows[:n_cycles]] for rows in seeds.values()])
@@ -101,13 +104,15 @@ def summarise(runs: List[List[Dict]], target: Optional[float], baseline: str):
     qu = np.array([[r["query_seconds"] for r in rows[:n_cycles]] for rows in seeds.values()])
     curves[m] = {"labels": labels, "acc": acc, "ece": ece, "train_s": tr, "query_s": qu,
                  "seeds": list(seeds), "aulc": {s: aulc(labels, a)
-                                                for s, a in zip(seeds, acc)}}
+                                                for s, a in zip(seeds, acc)},
+                 "truncated": truncated}
   if target is None:
     target = 0.95 * max(c["acc"].mean(0)[-1] for c in curves.values())
   for c in curves.values():
     mean = c["acc"].mean(0)
     hit = np.flatnonzero(mean >= target)
     c["labels_to_target"] = int(c["labels"][hit[0]]) if len(hit) else None
+    c["target_at_start"] = bool(len(hit)) and hit[0] == 0
   paired = {}
   if baseline in curves:
     base = curves[baseline]
@@ -115,24 +120,49 @@ def summarise(runs: List[List[Dict]], target: Optional[float], baseline: str):
       if m == baseline:
         continue
       common = sorted(set(c["seeds"]) & set(base["seeds"]))
-      if not common:
-        continue
       k = min(len(c["labels"]), len(base["labels"]))
-      d_aulc = np.array([c["aulc"][s] - base["aulc"][s] for s in common])
-      d_final = np.array([c["acc"][c["seeds"].index(s)][k - 1]
-                          - base["acc"][base["seeds"].index(s)][k - 1] for s in common])
-      paired[m] = {"n": len(common), "aulc": mean_ci(d_aulc), "final": mean_ci(d_final)}
+      # Paired only on the same label schedule, over the cycles both have finished: the same
+      # AULC range and the same label count at the last common cycle.
+      lab = c["labels"][:k]
+      if not common or not np.array_equal(lab, base["labels"][:k]):
+        paired[m] = {"n": len(common), "skipped": "no common seed" if not common else
+                     "another label schedule than the baseline's"}
+        continue
+      acc_of = lambda cur, s: cur["acc"][cur["seeds"].index(s)][:k]
+      d_aulc = np.array([aulc(lab, acc_of(c, s)) - aulc(lab, acc_of(base, s)) for s in common])
+      d_final = np.array([acc_of(c, s)[-1] - acc_of(base, s)[-1] for s in common])
+      paired[m] = {"n": len(common), "aulc": mean_ci(d_aulc), "final": mean_ci(d_final),
+                   "labels": int(c["labels"][k - 1])}
   return curves, target, paired
+
+
+def _schedule(c) -> str:
+  """"first→last (N cycles)" of a member's label counts."""
+  lab = c["labels"]
+  return f"{int(lab[0])}→{int(lab[-1])} ({len(lab)})"
+
+
+def _p(p: float) -> str:
+  return "n/a" if not math.isfinite(p) else ("<0.001" if p < 0.001 else f"{p:.3f}")
 
 
 def plot(curves, key: str, ylabel: str, path: str, title: str, floor=None) -> None:
   import matplotlib
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
-  fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=120)
-  for m, c in curves.items():
+  many = len(curves) > 6
+  # Past ten members matplotlib's default colours repeat: 20 colours × 4 line styles, and the
+  # legend beside the axes rather than over the curves.
+  fig, ax = plt.subplots(figsize=(10.4 if many else 6.4, 4.4 + (0.12 * len(curves) if
+                                                               len(curves) > 30 else 0)),
+                         dpi=120)
+  colours = plt.get_cmap("tab20" if len(curves) > 10 else "tab10").colors
+  styles = ("-", "--", ":", "-.")
+  for i, (m, c) in enumerate(curves.items()):
     mean, std = c[key].mean(0), _std(c[key], 0)
-    line, = ax.plot(c["labels"], mean, marker="o", ms=3, label=f"{m} (n={len(c['seeds'])})")
+    line, = ax.plot(c["labels"], mean, marker="o", ms=3, color=colours[i % len(colours)],
+                    ls=styles[(i // len(colours)) % len(styles)],
+                    label=f"{m} (n={len(c['seeds'])})")
     ax.fill_between(c["labels"], mean - std, mean + std, color=line.get_color(), alpha=0.2)
   if floor:
     n = sorted(floor)
@@ -140,9 +170,13 @@ def plot(curves, key: str, ylabel: str, path: str, title: str, floor=None) -> No
             label="linear probe (logistic regression, random labels)")
   ax.set_xlabel("number of labeled training images")
   ax.set_ylabel(ylabel)
-  ax.set_title(title)
+  ax.set_title(title + " (band: ± 1 std)")
   ax.grid(alpha=0.3)
-  ax.legend(fontsize=8)
+  if many:
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0,
+              ncol=2 if len(curves) > 18 else 1)
+  else:
+    ax.legend(fontsize=8)
   fig.tight_layout()
   fig.savefig(path)
   plt.close(fig)
@@ -156,6 +190,19 @@ def _std(a: np.ndarray, axis=None):
 
 def _pm(a: np.ndarray, fmt: str = ".4f") -> str:
   return f"{a.mean():{fmt}} ± {_std(a):{fmt}}" if len(a) > 1 else f"{a.mean():{fmt}}"
+
+
+def _ece_bins(workdir: str) -> str:
+  """The runs' `eval.ece_bins` (their config.json), or "15" (the default) where none says."""
+  bins = set()
+  for dirpath, _, files in os.walk(workdir):
+    if "config.json" in files:
+      try:
+        with open(os.path.join(dirpath, "config.json")) as f:
+          bins.add(json.load(f)["config"]["eval"]["ece_bins"])
+      except (OSError, ValueError, KeyError, TypeError):
+        pass
+  return "/".join(str(b) for b in sorted(bins)) if bins else "15"
 
 
 def linear_probe_floor(workdir: str, dataset: str, curves, data_dir: str = ""):
@@ -175,15 +222,17 @@ def write_report(workdir: str, target: Optional[float] = None,
   runs = load_runs(workdir)
   if not runs:
     raise FileNotFoundError(f"no results.jsonl under {workdir}")
+  target_flag = target
   curves, target, paired = summarise(runs, target, baseline)
   ds = runs[0][0]["dataset"]
+  ece_bins = _ece_bins(workdir)
   floors, floor_note = (linear_probe_floor(workdir, ds, curves, data_dir) if floor
                         else (None, "linear probe not computed (--nofloor)"))
   for key, ylabel, name, title, fl in (
       ("acc", "test accuracy", "accuracy_vs_labels.png",
-       f"{ds}: test accuracy vs labels (mean ± std over seeds)", floors),
-      ("ece", "test ECE (15 bins)", "ece_vs_labels.png",
-       f"{ds}: expected calibration error vs labels", None)):
+       f"{ds}: test accuracy vs labels, mean over seeds", floors),
+      ("ece", f"test ECE ({ece_bins} bins)", "ece_vs_labels.png",
+       f"{ds}: expected calibration error vs labels, mean over seeds", None)):
     with writing(os.path.join(workdir, name)):
       plot(curves, key, ylabel, os.path.join(workdir, name), title, fl)
   health = health_flags(runs)
@@ -193,40 +242,75 @@ def write_report(workdir: str, target: Optional[float] = None,
     w.writeheader()
     for rows in runs:
       w.writerows([dict(r, health=" ".join(r.get("health", []))) for r in rows])
+  rule = ("--target" if target_flag is not None else
+          "95% of the best member's final mean accuracy")
+  schedules = {_schedule(c) for c in curves.values()}
   lines = [f"# AL report: {ds}", "",
            f"{len(runs)} runs, methods: {', '.join(curves)}. Accuracy and ECE on the full test "
-           "set; mean ± std over seeds.", "",
+           f"set; mean ± std (sample standard deviation) over seeds. ECE: {ece_bins} "
+           "equal-width bins of the max-softmax confidence (`eval.ece_bins`).", "",
            "![accuracy](accuracy_vs_labels.png) ![ece](ece_vs_labels.png)", "",
            "## Summary", "",
-           f"AULC: area under the accuracy-vs-labels curve divided by the label range. "
-           f"Labels to target: first cycle whose mean accuracy ≥ {target:.4f}.", "",
-           "| method | seeds | AULC | final accuracy | final ECE | labels to target | "
-           "train s/cycle | query s/cycle |", "|---|---|---|---|---|---|---|---|"]
+           "*labels*: first → last label count (cycles). *AULC*: area under the "
+           "accuracy-vs-labels curve divided by the member's label range; *final*: at its "
+           "last label count. " + ("Members with different *labels* are not comparable on "
+                                   "AULC or final accuracy. " if len(schedules) > 1 else "")
+           + f"*Labels to target*: the first label count whose mean accuracy ≥ {target:.4f} "
+           f"({rule}); *at start* where the first cycle already reaches it. *query s*: mean "
+           "seconds of the cycles that queried (the last cycle does not).", "",
+           "| method | seeds | labels | AULC | final accuracy | final ECE | labels to target | "
+           "train s/cycle | query s |", "|---|---|---|---|---|---|---|---|---|"]
   summary = []
+  notes = []
   for m, c in curves.items():
     a = np.array(list(c["aulc"].values()))
-    row = {"method": m, "seeds": len(c["seeds"]), "aulc_mean": a.mean(), "aulc_std": float(_std(a)),
+    queried = c["query_s"][:, c["query_s"].mean(0) > 0]
+    row = {"method": m, "seeds": len(c["seeds"]), "first_labels": int(c["labels"][0]),
+           "last_labels": int(c["labels"][-1]), "cycles": len(c["labels"]),
+           "aulc_mean": a.mean(), "aulc_std": float(_std(a)),
            "final_acc_mean": c["acc"][:, -1].mean(), "final_acc_std": float(_std(c["acc"][:, -1])),
-           "labels_to_target": c["labels_to_target"]}
+           "final_ece_mean": c["ece"][:, -1].mean(), "final_ece_std": float(_std(c["ece"][:, -1])),
+           "target": target, "labels_to_target": c["labels_to_target"]}
     summary.append(row)
-    lines.append(f"| {m} | {len(c['seeds'])} | {_pm(a)} | {_pm(c['acc'][:, -1])} | "
-                 f"{_pm(c['ece'][:, -1])} | {c['labels_to_target'] or 'not reached'} | "
-                 f"{c['train_s'].mean():.2f} | {c['query_s'].mean():.2f} |")
+    reach = ("not reached" if c["labels_to_target"] is None else
+             f"{c['labels_to_target']}" + (" (at start)" if c["target_at_start"] else ""))
+    lines.append(f"| {m} | {len(c['seeds'])} | {_schedule(c)} | {_pm(a)} | "
+                 f"{_pm(c['acc'][:, -1])} | {_pm(c['ece'][:, -1])} | {reach} | "
+                 f"{c['train_s'].mean():.2f} | "
+                 + (f"{queried.mean():.2f}" if queried.size else "–") + " |")
+    if c["truncated"]:
+      k, short = c["truncated"]
+      notes.append(f"{m}: read up to cycle {k - 1} ({k} cycles), where seed(s) "
+                   f"{', '.join(map(str, short))} stopped; the other seeds ran further.")
+  if notes:
+    lines += ["", "Unfinished runs: " + " ".join(notes)]
   with writing(os.path.join(workdir, "summary.csv")), \
       open(os.path.join(workdir, "summary.csv"), "w", newline="") as f:
     w = csv.DictWriter(f, fieldnames=list(summary[0]))
     w.writeheader()
     w.writerows(summary)
-  if paired:
-    lines += ["", f"## Paired comparison against `{baseline}` (same seeds, same initial pools)",
-              "", "Mean difference (method − baseline) with a 95% t interval and a paired "
-              "t-test p-value over seeds.", "",
-              "| method | seeds | Δ AULC | 95% CI | p | Δ final accuracy | 95% CI | p |",
-              "|---|---|---|---|---|---|---|---|"]
+  lines += ["", f"## Paired comparison against `{baseline}`", ""]
+  if baseline not in curves:
+    lines.append(f"No member is named `{baseline}`: pass `--baseline=NAME` to compare against "
+                 "another member.")
+  elif len(curves) == 1:
+    lines.append(f"`{baseline}` is the only member.")
+  else:
+    lines += ["Mean difference (method − baseline) over the seeds both ran (a study draws "
+              "the same initial pool for every member of a seed), with a 95% t interval "
+              "(half-width) and a two-sided paired t-test p-value; over the cycles both "
+              "finished, on the same label schedule only.", "",
+              "| method | seeds | Δ AULC | 95% CI | p | Δ accuracy | at labels | 95% CI | p |",
+              "|---|---|---|---|---|---|---|---|---|"]
     for m, p in paired.items():
+      if "skipped" in p:
+        lines.append(f"| {m} | {p['n']} | not compared: {p['skipped']} |||||||")
+        continue
       fmt = lambda t: (f"{t[0]:+.4f} | " + (f"±{t[1]:.4f}" if math.isfinite(t[1]) else "n/a")
-                       + " | " + (f"{t[2]:.3f}" if math.isfinite(t[2]) else "n/a"))
-      lines.append(f"| {m} | {p['n']} | {fmt(p['aulc'])} | {fmt(p['final'])} |")
+                       + f" | {_p(t[2])}")
+      d_final = fmt(p["final"]).split(" | ", 1)
+      lines.append(f"| {m} | {p['n']} | {fmt(p['aulc'])} | {d_final[0]} | {p['labels']} | "
+                   f"{d_final[1]} |")
   lines += ["", "## Health", "",
             "Cycles whose training stayed at chance or whose side model's loss diverged "
             "(al_jax/health.py): their accuracies are not a method's result.", ""]
@@ -239,7 +323,9 @@ def write_report(workdir: str, target: Optional[float] = None,
   lines += ["", "## Linear-probe floor", "",
             "Logistic regression on the raw pixels of the same number of random labeled "
             "images (experiments/floors.py), mean ± std over the study's seeds: a method "
-            "whose curve is not clearly above it has a model that did not learn.", ""]
+            "whose mean curve is below it at a label count has a model that did not learn "
+            "there (the reproduction ledger withholds a verdict on such a member: its mean "
+            "accuracy below the probe's mean at a cycle its statistic reads).", ""]
   if floors:
     lines += ["| labels | linear probe |", "|---|---|"]
     lines += [f"| {n} | {_pm(np.array(floors[n]))} |" for n in sorted(floors)]

@@ -92,9 +92,14 @@ def load_member_runs(runs_dir: str, configs) -> Dict:
   return out
 
 
-def _fmt(m: float, h: float, unit: str) -> str:
-  half = f" ± {h:.4f}" if np.isfinite(h) else ""
-  return f"{m:+.4f}{half}" if unit.startswith("Δ") else f"{m:.4f}{half}"
+def _num(x: float, unit: str) -> str:
+  """A value of the claim's statistic: signed where it is a difference (unit "Δ …")."""
+  return f"{x:+.4f}" if unit.startswith("Δ") else f"{x:.4f}"
+
+
+def _fmt(m: float, lo: float, hi: float, unit: str) -> str:
+  """The mean and its 95% interval, as the per-claim tables print them."""
+  return _num(m, unit) + (f" [{_num(lo, unit)}, {_num(hi, unit)}]" if np.isfinite(lo) else "")
 
 
 def _setting(claim, configs_by_label) -> str:
@@ -137,7 +142,9 @@ def plot_claim(claim, runs, meas, path: str, floors=None) -> None:
       acc = np.array([runs[m.label][s].column("test_accuracy")[:k] for s in seeds])
       lab = runs[m.label][seeds[0]].labels[:k]
       shown.update(int(n) for n in lab)
-      line, = ax.plot(lab, acc.mean(0), marker="o", ms=3, label=f"{m.label} (n={len(seeds)})")
+      line, = ax.plot(lab, acc.mean(0), marker="o", ms=3,
+                      label=f"{m.label} (n={len(seeds)}" + (", ± 1 std)" if len(seeds) > 1
+                                                            else ")"))
       if len(seeds) > 1:
         sd = acc.std(0, ddof=1)
         ax.fill_between(lab, acc.mean(0) - sd, acc.mean(0) + sd, color=line.get_color(),
@@ -151,8 +158,9 @@ def plot_claim(claim, runs, meas, path: str, floors=None) -> None:
   else:
     v = np.asarray(meas.values, float).reshape(len(meas.values), -1)
     x = np.arange(v.shape[1])
-    for s, row in enumerate(v):
-      ax.plot(x, row, color="0.7", lw=1)
+    for s, row in enumerate(v):  # one grey line (a dot where one part) per seed
+      ax.plot(x, row, color="0.7", lw=1, marker=".", ms=5,
+              label="each seed" if s == 0 else None)
     ax.plot(x, v.mean(0), marker="o", color="C0", label=f"mean over {len(v)} seeds")
     ax.axhline(meas.threshold, color="k", ls="--", lw=1, label=f"threshold {meas.threshold}")
     ax.set_xticks(x, list(meas.parts), rotation=30)
@@ -233,8 +241,7 @@ def _measured_cell(claim, meas, parts) -> str:
         (parts[j][1] - (parts[j][2] if np.isfinite(parts[j][2]) else 0)) if meas.greater
         else -(parts[j][1] + (parts[j][2] if np.isfinite(parts[j][2]) else 0))))
     m, lo, hi = claims_lib.interval(meas, j)
-    value = (f"{m:.4f} [{lo:.4f}, {hi:.4f}]" if meas.transform and np.isfinite(lo)
-             else _fmt(m, (hi - lo) / 2, claim.unit))
+    value = _fmt(m, lo, hi, claim.unit)
     out = (f"{claim.unit} {value}" + (f" (worst of {len(parts)}: {parts[j][0]})"
                                       if len(parts) > 1 else "")
            + f", {n} seeds; threshold {'>' if meas.greater else '<'} {meas.threshold:g}")
@@ -255,7 +262,7 @@ def write_ledger(workdir: str, claims, configs, command: str, commit: str = "",
   from experiments import claims as claims_lib
   runs_dir = os.path.join(workdir, "runs")
   runs = load_member_runs(runs_dir, configs)
-  seconds = sum(r["train_seconds"] + r["query_seconds"]
+  seconds = sum(r["train_seconds"] + r.get("eval_seconds", 0.0) + r["query_seconds"]
                 for seeds in runs.values() for run in seeds.values() for r in run.rows)
   by_label = {c.method: c for c in configs}
   from al_jax.writes import writing
@@ -278,7 +285,8 @@ def write_ledger(workdir: str, claims, configs, command: str, commit: str = "",
            f"Seeds: {', '.join(map(str, seeds))}; written "
            f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC"
            + (f"; wall time {wall}" if wall else "")
-           + f"; member training + query time {seconds / 60:.1f} min (sum over runs). A "
+           + f"; member training + evaluation + query time {seconds / 60:.1f} min (sum "
+           "over runs). A "
            "ledger may be stopped and continued: the same command resumes it, skipping "
            "finished runs.", ""]
   if exploratory:
@@ -369,9 +377,10 @@ def write_ledger(workdir: str, claims, configs, command: str, commit: str = "",
                            f"{int(x)} of {q}" for x, q in zip(v[:, j], meas.checked)) + " |")
         continue
       m, lo, hi = claims_lib.interval(meas, j)
-      ci = f"[{lo:+.4f}, {hi:+.4f}]" if np.isfinite(lo) else "n/a (one seed)"
-      details.append(f"| {part} | {m:+.4f} | {ci} | {pv} | "
-                     + ", ".join(f"{x:+.4f}" for x in v[:, j]) + " |")
+      u = claim.unit
+      ci = f"[{_num(lo, u)}, {_num(hi, u)}]" if np.isfinite(lo) else "n/a (one seed)"
+      details.append(f"| {part} | {_num(m, u)} | {ci} | {pv} | "
+                     + ", ".join(_num(x, u) for x in v[:, j]) + " |")
     details += ["", f"![{claim.name}](claims/{png})", ""]
   survives = claims_lib.holm(pvalues)
   for table in tables.values():

@@ -155,7 +155,7 @@ def test_nan_loss_stops_and_keeps_finished_cycles(tmp_path, monkeypatch):
     return real(cfg, epoch, total) if calls["n"] <= total else float("nan")
   monkeypatch.setattr(obj_base.optim, "lr_at_epoch", lr_nan_after_first_cycle)
   wd = str(tmp_path / "w")
-  with pytest.raises(ALError, match="non-finite loss at cycle 1"):
+  with pytest.raises(ALError, match="non-finite loss at cycle 2/3 epoch 1; "):
     loop.run(tiny_config("random"), wd, log=quiet)
   work = loop.results_lib.Workdir(wd)
   assert [r["cycle"] for r in work.read_results()] == [0]

@@ -259,6 +259,11 @@ def test_two_claim_ledger_on_synthetic_runs_resumes_and_writes(tmp_path, monkeyp
   row = next(l for l in text.splitlines() if l.startswith("| tod_beats_random |"))
   assert "`tod`: small_cnn, adam 0.001" in row and "`random@tod`: small_cnn, adam 0.001" in row
   assert row.count("labels") >= 2 and row.count("warm start") == 2
+  # The measured cell shows the same 95% interval as the per-claim table, in brackets.
+  import re
+  assert re.search(r"Δ AULC [+-]\d\.\d{4} \[[+-]\d\.\d{4}, [+-]\d\.\d{4}\]", row), row
+  spearman = next(l for l in text.splitlines() if l.startswith("| tod_cod_spearman |"))
+  assert not re.search(r"ρ \+", spearman), spearman  # not a difference: no sign
   # Each decided claim shows its one-sided p and whether it survives Holm over the ledger.
   assert "Family-wise (Holm 5%, 2 paper claims)" in text
   assert ("survives |" in row) or ("does not survive |" in row)

@@ -90,3 +90,43 @@ def test_a_study_that_stopped_before_any_run_started_is_started_afresh(tmp_path)
     study.run_study(bad, wd, resume=False, log=quiet)
   with pytest.raises(ALError, match="pass --resume"):
     study.run_study(good, wd, resume=False, log=quiet)
+
+
+def _fake_run(wd, method, seed, accs, labels, query=1.0):
+  d = os.path.join(wd, method, f"seed_{seed}")
+  os.makedirs(d, exist_ok=True)
+  with open(os.path.join(d, "results.jsonl"), "w") as f:
+    for k, (a, n) in enumerate(zip(accs, labels)):
+      f.write(json.dumps({"method": method, "seed": seed, "cycle": k, "num_labeled": n,
+                          "dataset": "digits", "test_accuracy": a, "test_ece": 0.1,
+                          "train_seconds": 2.0, "eval_seconds": 0.5,
+                          "query_seconds": query if k < len(accs) - 1 else 0.0}) + "\n")
+
+
+def test_the_report_says_what_its_numbers_compare(tmp_path):
+  """Label schedules in the summary, the target's rule, 'at start', per-query seconds, an
+  unfinished seed named, and paired differences only on the baseline's label schedule."""
+  wd = str(tmp_path)
+  for s in (0, 1):
+    _fake_run(wd, "random", s, [0.5, 0.6, 0.7], [10, 20, 30])
+    _fake_run(wd, "entropy", s, [0.5, 0.7, 0.8] if s == 0 else [0.5, 0.65], [10, 20, 30],
+              query=3.0)
+    _fake_run(wd, "big", s, [0.9, 0.9], [100, 200])
+  out = report.write_report(wd, baseline="random", floor=False)
+  text = open(os.path.join(wd, "report.md")).read()
+  assert "| random | 2 | 10→30 (3) |" in text and "| big | 2 | 100→200 (2) |" in text
+  assert "Members with different *labels* are not comparable" in text
+  assert "(95% of the best member's final mean accuracy)" in text
+  assert "| 100 (at start) |" in text  # big's first cycle already ≥ 0.95 × 0.9
+  assert text.count("| 2.00 | 3.00 |") == 1  # entropy: its queries' mean, not diluted by 0
+  assert "entropy: read up to cycle 1 (2 cycles), where seed(s) 1 stopped" in text
+  assert "| big | 2 | not compared: another label schedule than the baseline's" in text
+  # entropy vs random over the 2 cycles both finished: Δ at 20 labels, AULC over 10→20.
+  assert out["paired"]["entropy"]["labels"] == 20
+  assert out["paired"]["entropy"]["final"][0] == pytest.approx((0.1 + 0.05) / 2)
+  assert out["paired"]["entropy"]["aulc"][0] == pytest.approx((0.05 + 0.025) / 2)
+  summary = open(os.path.join(wd, "summary.csv")).read().splitlines()
+  assert summary[0].startswith("method,seeds,first_labels,last_labels,cycles,")
+  report.write_report(wd, baseline="nope", floor=False)
+  assert "No member is named `nope`: pass `--baseline=NAME`" in open(
+      os.path.join(wd, "report.md")).read()
