@@ -102,3 +102,26 @@ def test_entropy_scores_exact_on_fixed_logits():
   np.testing.assert_allclose(lc, [0.5, 0.0, 0.4], atol=1e-5)
   mg = acq_lib.ACQUISITIONS.get("margin")().score(fake, x, None)
   np.testing.assert_allclose(mg, [0.0, -1.0, -0.3], atol=1e-5)
+
+
+def test_random_scores_are_fresh_in_every_chunk_and_selections_uniform():
+  """Random, the reference of every comparison: each scoring chunk draws its own uniforms
+  (fold_in of the chunk index), and over many keys every candidate is picked about equally
+  often."""
+  from tests.test_badge import _PREP, _apply_tables
+  from al_jax.state import ModelState
+  n = 100
+  state = ModelState(apply_fn=_apply_tables, variables={"logits": jnp.zeros((n, 3)),
+                                                        "emb": jnp.zeros((n, 2))})
+  x_all = jnp.arange(n, dtype=jnp.uint8).reshape(n, 1, 1, 1)
+  rand = acq_lib.ACQUISITIONS.get("random")()
+  scores = np.asarray(acq_base.map_chunks(rand.score, state, x_all, np.arange(n), _PREP, 16,
+                                          jax.random.PRNGKey(0)))
+  assert len(np.unique(scores)) == n
+  counts = np.zeros(n)
+  for k in range(200):
+    s = acq_base.map_chunks(rand.score, state, x_all, np.arange(n), _PREP, 16,
+                            jax.random.PRNGKey(k))
+    counts[acq_base.top_k(np.asarray(s), np.arange(n), 10)] += 1
+  # Binomial(200, 0.1): mean 20, sd 4.2 per candidate.
+  assert counts.sum() == 2000 and counts.min() >= 5 and counts.max() <= 40, counts

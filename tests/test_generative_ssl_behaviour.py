@@ -169,6 +169,19 @@ def test_aral_each_phase_updates_only_its_own_modules():
     assert not _changed(state.batch_stats, new.batch_stats)  # noisy_mlp: no BatchNorm
 
 
+def test_aral_d_steps_fit_the_labeled_batch():
+  """Eq. 9's first term: the labeled cross-entropy, which trains the classifier the harness
+  scores. With the GAN term off, D's steps drive it down (a sign flip would drive it up)."""
+  obj, state, b = _aral(**{"objective_kwargs.lambda_gan": 0.0})
+  step = jax.jit(obj.d_phase)
+  losses = []
+  for _ in range(25):
+    state, m = step(state, b)
+    losses.append(float(m["loss"]))
+  assert losses[-1] < 0.5 * losses[0], losses
+  assert float(m["accuracy"]) >= 0.9
+
+
 def test_aral_generated_images_are_classified_as_the_label_that_generated_them():
   """Eq. 9: CE(C(G(z, y)), y). Only that term on (no GAN term, labeled batch masked out): D's
   steps teach C the generating labels of its generated batch."""

@@ -123,6 +123,20 @@ def test_module_learning_rate_follows_schedule_or_not():
     np.testing.assert_allclose(float(module_opt.hyperparams["learning_rate"]), want, rtol=1e-6)
 
 
+def test_the_module_loss_enters_the_total_with_its_weight():
+  """LPLgrad Eq. 4 / LL4AL Eq. 5: loss = CE + λ · L_loss (λ = 0.5 here, so a dropped or
+  unweighted term shows)."""
+  learner = loop.ActiveLearner(tiny_config("ll4al", **{"objective_kwargs.weight": 0.5}),
+                               log=lambda s: None)
+  obj = learner.objective
+  state = obj.start_epoch(obj.init(jax.random.PRNGKey(0), learner.x_train[:1]), 0)
+  lab = {"x": learner.x_dev[:16], "y": jnp.asarray(learner.y_train[:16]), "mask": jnp.ones(16)}
+  _, m = jax.jit(obj.train_step)(state, lab, None, jax.random.PRNGKey(1))
+  assert float(m["module_loss"]) > 0
+  np.testing.assert_allclose(float(m["loss"]),
+                             float(m["ce_loss"]) + 0.5 * float(m["module_loss"]), rtol=1e-6)
+
+
 def test_loss_prediction_loss_decreases_and_predicted_loss_scores_with_the_module():
   lines = []
   learner = loop.ActiveLearner(tiny_config("ll4al", **{
@@ -138,6 +152,17 @@ def test_loss_prediction_loss_decreases_and_predicted_loss_scores_with_the_modul
   want = ms.aux_apply["loss_net"](ms.aux["loss_net"], ms(x)[1]["stages"])
   got = ACQUISITIONS.get("predicted_loss")().score(ms, x, None)
   np.testing.assert_allclose(got, want, rtol=1e-6)
+  # The module ranks unseen points by their true loss (LL4AL §3.2): Spearman > 0 between the
+  # predicted loss and the per-sample cross-entropy on unlabeled pool points.
+  from al_jax import diagnostics
+  idx = pool.unlabeled[:300]
+  xu = learner.prep.eval(learner.x_dev[idx])
+  logits = ms(xu)[0]
+  true = optax.softmax_cross_entropy_with_integer_labels(
+      logits, jnp.asarray(learner.y_train[idx]))
+  rho = diagnostics.spearman(np.asarray(ACQUISITIONS.get("predicted_loss")().score(ms, xu, None)),
+                             np.asarray(true))
+  assert rho > 0.1, rho  # 0.69 here
   # Warm start keeps both models (public code) with fresh optimisers.
   obj = learner.objective
   warm = obj.warm_start(state, obj.init(jax.random.PRNGKey(5), learner.x_train[:1]))
@@ -188,11 +213,15 @@ def _norms(flat, leaves):
   return {"global": np.linalg.norm(flat), "sum": sum(np.linalg.norm(l) for l in leaves)}
 
 
-@pytest.mark.parametrize("norm,grad_batch", [("global", 0), ("sum", 5), ("global", 5)])
-def test_entropy_gradnorm_equals_brute_force(norm, grad_batch):
+# The factorised default ignores grad_batch; the vmap path sub-batches by it (5 of 12 here,
+# so the last sub-batch is short).
+@pytest.mark.parametrize("norm,grad_batch,impl", [("global", 0, "factorised"),
+                                                  ("sum", 5, "factorised"),
+                                                  ("global", 5, "vmap"), ("sum", 5, "vmap")])
+def test_entropy_gradnorm_equals_brute_force(norm, grad_batch, impl):
   state, x = _small_cnn_state()
   want = [_norms(*_brute_grads(state, x[i], _ent))[norm] for i in range(len(x))]
-  acq = ACQUISITIONS.get("entropy_gradnorm")(norm=norm, grad_batch=grad_batch)
+  acq = ACQUISITIONS.get("entropy_gradnorm")(norm=norm, grad_batch=grad_batch, impl=impl)
   got = jax.jit(acq.score)(state, x, None)
   np.testing.assert_allclose(got, want, rtol=1e-5)
   assert np.ptp(want) > 0.1 * np.mean(want)  # the scores actually differ between samples

@@ -308,6 +308,47 @@ def test_vaal_kl_is_summed_over_the_batch():
   assert t2 - t1 > 0.5 * t1, (t1, t2)
 
 
+_VAAL_TINY = {"objective_kwargs.vae_widths": (8, 16), "objective_kwargs.sampler_hidden": (32,),
+              "objective_kwargs.num_vae_steps": 1}
+
+
+def test_vaal_vae_losses_are_eqs_1_and_2():
+  """One VAE step per train step, so the metrics are evaluated at the initial VAE.
+  Eq. 1: MSE(x̂, x) + β·KL at the same VAE and keys grows with β (a dropped β would not), and
+  VAE steps lower the reconstruction error (a flipped MSE would raise it). Eq. 2: the encoder's
+  λ·[BCE(S(μ_L), 1) + BCE(S(μ_U), 1)], recomputed from the initial VAE's train-mode means
+  and the initial sampler (both targets 1)."""
+  from al_jax.models import generative as gen_lib
+  from al_jax.objectives.losses import bce_logits
+  from al_jax.objectives.side import apply_train
+  trd = {}
+  for beta in (0.5, 0.0):  # β = 0 last: its learner is reused below
+    learner = _learner("vaal", **{**_VAAL_TINY, "objective_kwargs.beta": beta})
+    obj = learner.objective
+    state = obj.init(jax.random.PRNGKey(0), learner.x_train[:1])
+    lab, unl = _batches(learner, n=16, n_u=16)
+    step = jax.jit(obj.train_step)
+    _, m = step(_copy(state), lab, unl, jax.random.PRNGKey(1))
+    trd[beta] = float(m["vae_transductive"])
+  assert trd[0.5] - trd[0.0] > 0.5, trd  # 0.5 × the summed KL (hundreds at init)
+  vae, smp = state.aux["vae"], state.aux["sampler"]["params"]
+  def s_of(x):
+    (mu, _), _ = apply_train(obj.vae, vae["params"], vae["batch_stats"], obj.prep.eval(x),
+                             method=gen_lib.VAE.encode)
+    return obj.sampler.apply({"params": smp}, mu)
+  want = float(jnp.mean(bce_logits(s_of(lab["x"]), 1.0))
+               + jnp.mean(bce_logits(s_of(unl["x"]), 1.0)))
+  np.testing.assert_allclose(float(m["vae_adversarial"]), want, rtol=1e-5)
+  wrong = float(jnp.mean(bce_logits(s_of(lab["x"]), 0.0))
+                + jnp.mean(bce_logits(s_of(unl["x"]), 1.0)))
+  assert abs(wrong - want) > 1e-3  # the check can tell the labeled target
+  rec = []
+  for i in range(15):
+    state, m = step(state, lab, unl, jax.random.PRNGKey(i))
+    rec.append(float(m["vae_transductive"]))  # β = 0: the reconstruction error alone
+  assert min(rec) > 0 and rec[-1] < 0.9 * rec[0], rec  # a positive error that falls
+
+
 # --- ARAL -------------------------------------------------------------------------------------
 _ARAL_TINY = {"model.kwargs.hidden": (64, 32), "model.kwargs.input_noise": 0.0,
               "model.kwargs.noise": 0.0, "objective_kwargs.latent_dim": 8,

@@ -51,7 +51,7 @@ def _critic_scores(obj, params, batch_stats, critic_params, x_uint8):
 
 @pytest.fixture(scope="module")
 def crtcl_step():
-  learner = _learner("crtcl", **{"objective_kwargs.gamma": 1.0, "train.epochs": 10})
+  learner = _learner("crtcl", **{"objective_kwargs.gamma": 0.5, "train.epochs": 10})
   obj = learner.objective
   lab, unl = _batches(learner)
   state = obj.start_epoch(obj.init(jax.random.PRNGKey(0), learner.x_train[:1]), 0)

@@ -1,5 +1,7 @@
 """Semi-supervised objectives (Mean Teacher, FixMatch) and the on-device RandAugment."""
 
+import math
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -105,9 +107,16 @@ def test_fixmatch_threshold_mask_and_ema_model():
   want = jax.tree_util.tree_map(lambda a, b: d * a + (1 - d) * b, p0, new.params)
   for a, b in zip(jax.tree_util.tree_leaves(ema), jax.tree_util.tree_leaves(want)):
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
-  # cos(7π·e/16E) learning-rate factor per epoch.
+  # cos(7π·e/16E) learning-rate factor per epoch, on top of the preset's own schedule.
   s2 = obj.start_epoch(new, 0)
   assert float(s2.opt_state.hyperparams["learning_rate"]) == pytest.approx(1e-3)
+  from al_jax import optim as optim_lib
+  big_e = obj.epochs = 4  # the test learner trains one epoch; the schedule's E is set here
+  for e in (1, big_e - 1):
+    want = optim_lib.lr_at_epoch(obj.optim_cfg, e, big_e) * math.cos(7 * math.pi * e / (16 * big_e))
+    got = float(obj.start_epoch(new, e).opt_state.hyperparams["learning_rate"])
+    assert got == pytest.approx(want, rel=1e-5) and got < optim_lib.lr_at_epoch(
+        obj.optim_cfg, e, big_e)
 
 
 @pytest.mark.parametrize("method", ["crc", "crc_fixmatch"])

@@ -413,8 +413,17 @@ def test_rotations_and_rotation_loss():
   r = pt4al.rotations(x)
   assert r.shape == (4, 2, 3, 3, 1)
   np.testing.assert_array_equal(r[1, 0, :, :, 0], np.rot90(np.asarray(x[0, :, :, 0])))
+  for k in (2, 3):
+    np.testing.assert_array_equal(r[k, 1, :, :, 0], np.rot90(np.asarray(x[1, :, :, 0]), k))
   logits = jnp.tile(jnp.eye(4)[:, None, :] * 50.0, (1, 2, 1))  # confident and right
   np.testing.assert_allclose(pt4al.rotation_loss(logits), 0.0, atol=1e-6)
+  # The loss is the CE (positive, larger when wrong): uniform logits give log 4, confidently
+  # wrong ones (each rotation predicted as the next) ≈ 50; per image, mean over rotations.
+  np.testing.assert_allclose(pt4al.rotation_loss(jnp.zeros((4, 2, 4))), np.log(4.0), rtol=1e-6)
+  wrong = jnp.tile(jnp.roll(jnp.eye(4), 1, axis=1)[:, None, :] * 50.0, (1, 2, 1))
+  np.testing.assert_allclose(pt4al.rotation_loss(wrong), 50.0, rtol=1e-5)
+  mixed = jnp.concatenate([logits[:, :1], wrong[:, 1:]], axis=1)  # image 0 right, image 1 wrong
+  np.testing.assert_allclose(pt4al.rotation_loss(mixed), [0.0, 50.0], atol=1e-4)
 
 
 # --- diagnostics ----------------------------------------------------------------------------
@@ -435,3 +444,47 @@ def test_rank_statistics_against_brute_force():
   assert diagnostics.top_k_overlap(np.arange(10.0), np.arange(10.0), 3) == 1.0
   assert diagnostics.top_k_overlap(np.arange(10.0), -np.arange(10.0), 3) == 0.0
   assert diagnostics.top_k_overlap(np.array([3, 2, 1, 0.0]), np.array([3, 0, 1, 2.0]), 2) == 0.5
+
+
+def test_score_report_and_loss_estimation_on_known_values():
+  """The statistics behind TOD Fig. 5/6 and the loss-estimation claims, on answers known in
+  advance: a score that orders the points exactly as their loss does, and its reverse."""
+  rs = np.random.default_rng(0)
+  loss = rs.random(100)
+  scores = 2.0 * loss + 1.0
+  incorrect = loss > 0.7
+  r = diagnostics.score_report(scores, loss, incorrect, budget=10)
+  assert r["spearman"] == pytest.approx(1.0) and r["auroc_incorrect"] == pytest.approx(1.0)
+  assert r["top_k_budget"] == 1.0 and set(r["top_k"].values()) == {1.0}
+  bins = r["loss_by_score_bin"]  # highest scores first: the mean loss falls bin by bin
+  assert len(bins) == diagnostics.NUM_BINS and all(a > b for a, b in zip(bins, bins[1:]))
+  np.testing.assert_allclose(bins[0], np.sort(loss)[-10:].mean())
+  assert r["mean_score"] == pytest.approx(scores.mean())
+  rev = diagnostics.score_report(-scores, loss, incorrect, budget=10)
+  assert rev["spearman"] == pytest.approx(-1.0) and rev["auroc_incorrect"] == pytest.approx(0.0)
+  assert rev["top_k_budget"] == 0.0
+  np.testing.assert_allclose(rev["loss_by_score_bin"], bins[::-1], rtol=1e-12)
+  # Per-sample NLL at the true label.
+  np.testing.assert_allclose(
+      diagnostics.per_sample_nll(np.array([[0.0, 0.0, 0.0], [2.0, 0.0, 0.0]]), [1, 0]),
+      [np.log(3.0), np.log1p(2.0 * np.exp(-2.0))], rtol=1e-12)
+  # loss_estimation through a fixed-table classifier: loss, error rate and least confidence
+  # from the logits, the acquisition's score report beside them.
+  from tests.test_badge import _PREP, _apply_tables
+  n = 40
+  logits = rs.normal(0, 2, (n, 4)).astype(np.float32)
+  labels = rs.integers(0, 4, n)
+  state = ModelState(apply_fn=_apply_tables,
+                     variables={"logits": jnp.asarray(logits), "emb": jnp.zeros((n, 2))})
+  x_all = jnp.arange(n, dtype=jnp.uint8).reshape(n, 1, 1, 1)
+  out = diagnostics.loss_estimation(ACQUISITIONS.get("entropy")(), state, x_all, np.arange(n),
+                                    labels, _PREP, 16, jax.random.PRNGKey(0), budget=5)
+  z = logits.astype(np.float64)
+  logp = z - np.log(np.exp(z).sum(-1, keepdims=True))
+  p = np.exp(logp)
+  assert out["mean_loss"] == pytest.approx(-logp[np.arange(n), labels].mean(), rel=1e-5)
+  assert out["error_rate"] == pytest.approx(np.mean(z.argmax(-1) != labels))
+  assert out["least_confidence"]["mean_score"] == pytest.approx(np.mean(1 - p.max(-1)), rel=1e-5)
+  assert out["score"]["mean_score"] == pytest.approx(np.mean(-(p * logp).sum(-1)), rel=1e-4)
+  assert out["score"]["auroc_incorrect"] == pytest.approx(
+      diagnostics.auroc(-(p * logp).sum(-1), z.argmax(-1) != labels), abs=1e-6)
