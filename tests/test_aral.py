@@ -65,6 +65,34 @@ def test_selected_indices_are_the_lowest_sampler_scores(kind):
   np.testing.assert_array_equal(sub.indices, cand[np.argsort(table[cand])[:4]])
 
 
+def test_aral_scores_condition_the_encoder_on_the_classifiers_label():
+  """ARAL §3.2: −S(μ(x, ŷ)) with ŷ = argmax C(x), one-hot. The fake encoder's latent spells
+  (index, label it was given) and the sampler reads a table per (index, label), so a score
+  with the true label, a soft label or a fixed class reads another entry."""
+  n, c = 50, 3
+  rng = np.random.default_rng(0)
+  logits = rng.normal(0, 1, (n, c)).astype(np.float32)
+  y_hat = logits.argmax(-1)
+  assert len(set(y_hat)) == c
+  table = rng.normal(0, 1, (n, c)).astype(np.float32)
+  decode = lambda x: jnp.round(x[:, 0, 0, 0] * 255) * 256 + jnp.round(x[:, 0, 1, 0] * 255)
+  def enc(v, x, y, **kw):
+    onehot_ok = jnp.all(jnp.isclose(jnp.sum(y, -1), 1.0) & (jnp.max(y, -1) == 1.0))
+    return jnp.stack([decode(x), jnp.argmax(y, -1).astype(jnp.float32),
+                      onehot_ok.astype(jnp.float32) * jnp.ones(x.shape[0])], -1)
+  smp = lambda v, z: jnp.where(z[:, 2] > 0, v["table"][z[:, 0].astype(jnp.int32),
+                                                       z[:, 1].astype(jnp.int32)], jnp.nan)
+  state = ModelState(
+      apply_fn=lambda v, x, **kw: (v["logits"][decode(x).astype(jnp.int32)], {}),
+      variables={"logits": jnp.asarray(logits)},
+      aux={"encoder": {}, "sampler": {"table": jnp.asarray(table)}},
+      aux_apply={"encoder": enc, "sampler": smp})
+  prep = Preprocess(mean=(0.0,), std=(1.0,))
+  x = prep.eval(jnp.asarray(_index_images(n)))
+  got = np.asarray(acq_lib.ACQUISITIONS.get("aral_sampler")().score(state, x, None))
+  np.testing.assert_array_equal(got, -table[np.arange(n), y_hat])
+
+
 def test_sampler_acquisition_without_its_side_model_is_refused():
   state = ModelState(apply_fn=lambda v, x, **kw: (jnp.zeros((x.shape[0], 3)), {}), variables={})
   for kind, side in (("aral_sampler", "encoder"), ("vaal", "vae")):

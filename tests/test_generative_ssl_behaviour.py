@@ -90,11 +90,12 @@ def test_aral_encoder_adversarial_term_fools_the_sampler():
   s_step, eg_step = jax.jit(obj.s_phase), jax.jit(obj.eg_phase)
   for _ in range(30):  # a sampler that separates the sets first
     state, _ = s_step(state, b)
-  _, before = _sampler_prob(obj, state, b)
+  before_l, before = _sampler_prob(obj, state, b)
   for _ in range(10):
     state, _ = eg_step(state, b)
-  _, after = _sampler_prob(obj, state, b)
+  after_l, after = _sampler_prob(obj, state, b)
   assert after > before + 0.05, (before, after)
+  assert after_l > before_l, (before_l, after_l)  # the labeled half also wants "labeled"
 
 
 def test_aral_no_active_learning_drops_the_sampler_and_the_encoders_adversarial_term():
@@ -167,6 +168,25 @@ def test_aral_each_phase_updates_only_its_own_modules():
       moved.add("params")
     assert moved == own, (phase, moved)
     assert not _changed(state.batch_stats, new.batch_stats)  # noisy_mlp: no BatchNorm
+
+
+@pytest.mark.parametrize("term,metric,extra", [
+    ("objective_kwargs.fm_weight", "feature_matching", {}),
+    # β = 0: the reconstruction error alone (a falling KL could hide its sign).
+    ("objective_kwargs.lambda_trd", "vae_transductive", {"objective_kwargs.beta": 0.0})])
+def test_aral_eg_steps_lower_feature_matching_and_the_transductive_loss(term, metric, extra):
+  """E/G's phase with one term on: feature matching (‖E D̃(x_U) − E D̃(G)‖², Salimans et al.
+  2016) and Eq. 5's class-conditional reconstruction error are positive and fall under E/G's
+  steps (a flipped sign would raise them)."""
+  off = {k: 0.0 for k in ("objective_kwargs.fm_weight", "objective_kwargs.lambda_trd",
+                          "objective_kwargs.lambda_adv", "objective_kwargs.lambda_gan")}
+  obj, state, b = _aral(**{**off, term: 1.0, **extra})
+  step = jax.jit(obj.eg_phase)
+  vals = []
+  for _ in range(15):
+    state, m = step(state, b)
+    vals.append(float(m[metric]))
+  assert min(vals) > 0 and vals[-1] < 0.8 * vals[0], vals
 
 
 def test_aral_d_steps_fit_the_labeled_batch():
