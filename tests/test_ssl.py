@@ -47,9 +47,10 @@ def test_ops_match_pil(op, v, ref):
   assert not bool(jax.random.bernoulli(key))
   got = np.asarray(jax.jit(op)(jnp.asarray(img, jnp.float32), jnp.float32(v), key))
   want = np.asarray(ref(PIL.Image.fromarray(img)), np.float64)
-  # PIL rounds every op to uint8; ours stays float: compare after rounding, ±1 level.
+  # PIL rounds every op to uint8; ours stays float: compare after rounding, ±1 level at every
+  # value (measured: the largest difference is 1, for the enhance ops and autocontrast).
   diff = np.abs(np.round(got) - want)
-  assert np.mean(diff > 1.5) < 0.02, f"{op.__name__}: {np.mean(diff > 1.5):.3f} pixels differ"
+  assert diff.max() <= 1.0, f"{op.__name__}: {int(np.sum(diff > 1))} values differ by > 1"
 
 
 def test_rand_augment_batched_deterministic_and_cutout():

@@ -134,12 +134,19 @@ def test_tod_ema_step_updates_the_ema_model_by_eq6(variant, tod):
   obj = learner.objective
   state = obj.start_epoch(obj.init(jax.random.PRNGKey(0), learner.x_train[:1]), 0)
   ema0 = jax.tree_util.tree_map(np.asarray, state.aux["ema"]["params"])
+  head0 = (jax.tree_util.tree_map(np.asarray, state.aux["cons_head"]["params"])
+           if variant == "code" else None)
   y = jnp.asarray(np.where(np.arange(len(learner.y_train)) < 16, learner.y_train, -1))
   # The learner's compiled step (labeled 0..15, unlabeled 16..31).
   state, m = learner._step(state, learner.x_dev, y, jnp.arange(16, dtype=jnp.int32),
                            jnp.ones(16), jnp.arange(16, 32, dtype=jnp.int32),
                            jax.random.PRNGKey(1))
   assert all(np.isfinite(float(v)) for v in m.values()) and float(m["unsup"]) > 0
+  if variant == "code":  # the code's second head is trained by the same step
+    moved = [float(np.max(np.abs(a - np.asarray(b)))) for a, b in zip(
+        jax.tree_util.tree_leaves(head0),
+        jax.tree_util.tree_leaves(state.aux["cons_head"]["params"]))]
+    assert max(moved) > 0, moved
   # Step 1 with warm-up: decay min(1 − 1/2, α) = 0.5.
   want = jax.tree_util.tree_map(lambda e, p: 0.5 * e + 0.5 * np.asarray(p), ema0, state.params)
   jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7),
