@@ -445,7 +445,7 @@ def reproduce(claim_names, dataset: str, seeds, workdir: str, preset: str = "cpu
     raise ALError(f"workdir {workdir} is not empty and holds no ledger; choose another")
   # A ledger none of whose runs started (its first invocation stopped on a setting the data
   # refuses) is started afresh, not continued.
-  resume = _any_run_started(configs, runs_dir)
+  resume = study_lib.any_run_started(configs, runs_dir)
   # Every seed of a member compiles the same steps: XLA's persistent cache (in the ledger's
   # workdir) compiles them once per member instead of once per run.
   import jax
@@ -467,19 +467,12 @@ def reproduce(claim_names, dataset: str, seeds, workdir: str, preset: str = "cpu
       from experiments import report as report_lib
       report_lib.write_report(runs_dir)
   except ALError:
-    if not _any_run_started(configs, runs_dir):
+    if not study_lib.any_run_started(configs, runs_dir):
       wall.discard()  # nothing ran: the invocation leaves no wall time in the ledger
     raise
   return write_ledger(workdir, claims, configs, command, commit, wall=wall.describe(),
                       commits=wall.describe_commits(), machine=machine,
                       machines=wall.describe_machines())
-
-
-def _any_run_started(configs, runs_dir: str) -> bool:
-  from al_jax.results import Workdir
-  from experiments.study import run_dirname
-  return any(Workdir(os.path.join(runs_dir, run_dirname(c.method, c.seed))).holds_experiment()
-             for c in configs)
 
 
 class WallRecord:

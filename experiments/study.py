@@ -71,6 +71,14 @@ def _write_spec(path: str, spec: Dict) -> None:
   os.replace(tmp, path)
 
 
+def any_run_started(configs, workdir: str) -> bool:
+  """Whether any of the study's runs (in `workdir`) has started: its run directory holds an
+  experiment."""
+  from al_jax import results as results_lib  # pylint: disable=g-import-not-at-top
+  return any(results_lib.Workdir(os.path.join(workdir, run_dirname(c.method, c.seed)))
+             .holds_experiment() for c in configs)
+
+
 def _prepare_workdir(spec: Dict, workdir: str, resume: bool, sharded: bool,
                      mine_started: Callable[[], bool],
                      any_started: Callable[[], bool]) -> None:
@@ -139,9 +147,9 @@ def run_study(configs: List, workdir: str, resume: bool,
           "dataset": configs[0].dataset, "preset": configs[0].preset}
   mine = shard_indices(len(configs), shard)
   rundir = lambda i: os.path.join(workdir, run_dirname(configs[i].method, configs[i].seed))
-  started = lambda idx: any(results_lib.Workdir(rundir(i)).holds_experiment() for i in idx)
-  _prepare_workdir(spec, workdir, resume, shard is not None, lambda: started(mine),
-                   lambda: started(range(len(configs))))
+  _prepare_workdir(spec, workdir, resume, shard is not None,
+                   lambda: any_run_started([configs[i] for i in mine], workdir),
+                   lambda: any_run_started(configs, workdir))
   if shard is not None:
     log(f"shard {shard[0]}/{shard[1]}: {len(mine)} of the study's {len(configs)} runs")
   out, todo = {}, []
