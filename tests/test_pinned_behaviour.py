@@ -8,10 +8,11 @@ Each takes one step (or builds one preprocessing) on a tiny fixed batch.
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 from jax.flatten_util import ravel_pytree
 
-from al_jax import loop
+from al_jax import loop, optim
 from al_jax.acquisition import crc as crc_lib
 from al_jax.data import randaugment as ra
 from al_jax.objectives import fixmatch as fixmatch_lib
@@ -77,6 +78,61 @@ def test_tod_eq7_scale_sum_over_classes_mean_over_batch_times_lambda():
   # No labeled term (mask 0): the optimised loss is λ · Eq. 7.
   assert float(m["ce"]) == 0.0
   np.testing.assert_allclose(float(m["loss"]), lam * want, rtol=1e-4)
+
+
+def test_tod_code_variant_is_main_tods_four_mses_of_raw_logits(monkeypatch):
+  """`variant="code"` (siyuhuang/TOD main_TOD.py, train_epoch): WEIGHT·(res_loss +
+  consistency_loss), res_loss = MSE(scores, cons_scores) + MSE(u_scores, cons_u_scores),
+  consistency_loss = MSE(cons_scores, ema_scores) + MSE(cons_u_scores, ema_u_scores), each
+  `F.mse_loss` a mean over batch and classes of raw logits; the labeled pair only over the real
+  (unpadded) rows. Recomputed from deterministic train-mode forwards; each of the four terms is a
+  sizeable share of the total, so dropping, summing or unmasking one moves the value. Under
+  plain SGD the step's update of the classifier and of the second head is −lr × the gradient of
+  that loss, so no term loses a path (the heads' outputs reach the backbone's embedding)."""
+  lam, lr = 0.5, 0.1
+  monkeypatch.setattr(optim, "_chain", lambda name, learning_rate, *a, **k: optax.sgd(learning_rate))
+  learner, obj, state, lab, unl = _tod_with_other_teacher(**{"objective_kwargs.variant": "code",
+                                                            "objective_kwargs.lam": lam,
+                                                            "optim.lr": lr})
+  mask = jnp.asarray(np.arange(16) < 12, jnp.float32)  # 4 padded rows
+  lab = dict(lab, mask=mask)
+  x, xu = obj.prep.eval(lab["x"]), obj.prep.eval(unl["x"])
+  student = {"params": state.params, "batch_stats": state.batch_stats}
+  ema = state.aux["ema"]
+  teacher = {"params": ema["params"], "batch_stats": ema["batch_stats"]}
+  train_fwd = lambda v, z: obj.model.apply(v, z, train=True, mutable=["batch_stats"])[0]
+  (s_l, f_l), (s_u, f_u) = train_fwd(student, x), train_fwd(student, xu)
+  t_l, t_u = train_fwd(teacher, x)[0], train_fwd(teacher, xu)[0]
+  head = {"params": state.aux["cons_head"]["params"]}
+  c_l = obj.cons_head.apply(head, f_l["embedding"])
+  c_u = obj.cons_head.apply(head, f_u["embedding"])
+  m = np.asarray(mask)
+  per_row = lambda a, b: np.mean(np.square(np.asarray(a) - np.asarray(b)), -1)
+  terms = {"res_labeled": np.sum(m * per_row(s_l, c_l)) / m.sum(),
+           "res_unlabeled": np.mean(per_row(s_u, c_u)),
+           "cons_labeled": np.sum(m * per_row(c_l, t_l)) / m.sum(),
+           "cons_unlabeled": np.mean(per_row(c_u, t_u))}
+  want = sum(terms.values())
+  assert all(v > 0.02 * want for v in terms.values()), terms
+  new, out = jax.jit(obj.train_step)(_copy(state), lab, unl, jax.random.PRNGKey(1))
+  np.testing.assert_allclose(float(out["unsup"]), want, rtol=1e-4)
+  np.testing.assert_allclose(float(out["loss"]), float(out["ce"]) + lam * want, rtol=1e-4)
+
+  def total(params, head_params):
+    v = {"params": params, "batch_stats": state.batch_stats}
+    (sl, fl), (su, fu) = train_fwd(v, x), train_fwd(v, xu)
+    cl = obj.cons_head.apply({"params": head_params}, fl["embedding"])
+    cu = obj.cons_head.apply({"params": head_params}, fu["embedding"])
+    mse_l = lambda a, b: jnp.sum(mask * jnp.mean(jnp.square(a - b), -1)) / jnp.sum(mask)
+    mse_u = lambda a, b: jnp.mean(jnp.square(a - b))
+    ce = jnp.sum(mask * optax.softmax_cross_entropy_with_integer_labels(sl, lab["y"]))
+    return ce / jnp.sum(mask) + lam * (mse_l(sl, cl) + mse_u(su, cu) + mse_l(cl, t_l)
+                                       + mse_u(cu, t_u))
+  g, g_head = jax.grad(total, argnums=(0, 1))(state.params, head["params"])
+  for before, after, grad in ((state.params, new.params, g),
+                              (head["params"], new.aux["cons_head"]["params"], g_head)):
+    np.testing.assert_allclose(_flat(after) - _flat(before), -lr * _flat(grad),
+                               rtol=2e-3, atol=1e-6)
 
 
 def test_tod_unlabeled_batch_gets_the_training_augmentation():
