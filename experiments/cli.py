@@ -24,11 +24,22 @@ def fail(message: str) -> None:
   sys.exit(EXIT_USAGE)
 
 
+# Flags that name a file or directory. The shell leaves `~` alone after `--flag=` (it expands
+# a tilde only at the start of a word or in a variable assignment), so `--data_dir=~/tfds`
+# would otherwise create a directory named `~` in the current one.
+PATH_FLAGS = ("workdir", "data_dir", "manual_dir", "json", "profile_dir", "compilation_cache")
+
+
 def _parse_flags(argv: List[str]) -> List[str]:
   try:
-    return flags.FLAGS(argv)
+    rest = flags.FLAGS(argv)
   except flags.Error as e:
     fail(e)
+  for name in PATH_FLAGS:
+    value = flags.FLAGS[name].value if name in flags.FLAGS else None
+    if isinstance(value, str) and value.startswith("~"):
+      flags.FLAGS[name].value = os.path.expanduser(value)
+  return rest
 
 
 def run(main: Callable[[List[str]], None]) -> None:

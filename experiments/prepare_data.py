@@ -119,6 +119,8 @@ def prepare(dataset: str, data_dir: Optional[str] = None, manual_dir: Optional[s
                   "(or pip install tensorflow-cpu)") from None
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   tfds.display_progress_bar(True)
+  data_dir = os.path.expanduser(data_dir) if data_dir else data_dir
+  manual_dir = os.path.expanduser(manual_dir) if manual_dir else manual_dir
   with loaders.quiet_absl():
     builder = tfds.builder(tfds_name, data_dir=data_dir)
     prepared = builder.is_prepared()

@@ -155,6 +155,16 @@ def test_list_names_every_component_one_line_each():
   assert any(l.startswith("presets (--preset): cpu, paper") for l in lines)
 
 
+def test_a_tilde_in_a_path_flag_is_the_home_directory(tmp_path):
+  """The shell leaves `~` alone after `--flag=`; the tools expand it (else `--data_dir=~/tfds`
+  writes a folder named `~` in the current directory)."""
+  env = dict(os.environ, JAX_PLATFORMS="cpu", HOME=str(tmp_path))
+  r = subprocess.run([sys.executable, "-m", "experiments.report", "--workdir=~/absent"], cwd=ROOT,
+                     env=env, capture_output=True, text=True, timeout=120)
+  assert r.returncode == 2 and f"must be an existing directory, got '{tmp_path}/absent'" \
+      in r.stderr, r.stderr[-2000:]
+
+
 def test_help_points_at_list():
   r = _run("experiments.main", "--help")  # absl's --help exits 1 after printing
   assert "--list" in r.stdout and "entropy" in r.stdout

@@ -315,3 +315,12 @@ def test_tfds_tfrecord_data_asks_for_array_record(tmp_path):
   with pytest.raises(ALError, match="experiments.prepare_data --dataset=mnist") as e:
     loaders.load_mnist(data_dir=str(tmp_path))
   assert "\n" not in str(e.value)
+
+
+def test_a_tilde_data_dir_is_the_home_directory(tmp_path, monkeypatch):
+  """`~` reaches the loaders literally through the API or `--set data_dir=~/…` (the shell does
+  not expand it after `=`); TFDS would keep it and look in a folder named `~`."""
+  monkeypatch.setenv("HOME", str(tmp_path))
+  with pytest.raises(ALError) as e:
+    DATASETS.get("mnist")(data_dir="~/tfds")
+  assert f"--data_dir={tmp_path}/tfds" in str(e.value) and "~" not in str(e.value)

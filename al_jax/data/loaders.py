@@ -276,6 +276,8 @@ def _load_tfds(name: str, tfds_name: str, data_dir: str | None, *, flip: bool,
   # Building a builder only reads local metadata (TFDS's GCS lookups are off by
   # default), so the check below is instant. `tfds.load` would instead try to
   # download, retrying for minutes when offline.
+  # `~` in a data_dir given through the API or `--set data_dir=`: TFDS keeps it literally.
+  data_dir = os.path.expanduser(data_dir) if data_dir else data_dir
   with quiet_absl():
     builder = tfds.builder(tfds_name, data_dir=data_dir)
     prepared = builder.is_prepared()
@@ -304,6 +306,7 @@ def _load_tfds(name: str, tfds_name: str, data_dir: str | None, *, flip: bool,
 def _tfds_prepared(tfds_name: str, data_dir: str) -> bool:
   """Whether any version of `tfds_name` is prepared under `data_dir` (no TFDS import when
   the folder is absent, keeping the Debian path fast)."""
+  data_dir = os.path.expanduser(data_dir)
   if not os.path.isdir(os.path.join(data_dir, tfds_name)):
     return False
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
