@@ -13,7 +13,7 @@ from al_jax import ALError
 def lr_at_epoch(cfg, epoch: int, total_epochs: int) -> float:
   """Learning rate for a whole epoch (PyTorch's per-epoch `scheduler.step()`, as the papers' code).
 
-  cfg fields: lr, schedule ('constant' | 'step' | 'cosine'), milestones (epochs,
+  cfg fields: lr, schedule ('constant' | 'step' | 'cosine' | 'cosine_7_16'), milestones (epochs,
   for 'step'), gamma (factor at each milestone), warmup_epochs (linear warm-up).
   Schedules are per epoch and injected into the optimizer state by the loop, so the
   jit-compiled step never changes when the labeled set (and so steps per epoch) grows.
@@ -31,7 +31,13 @@ def lr_at_epoch(cfg, epoch: int, total_epochs: int) -> float:
   if name == "cosine":
     span = max(1, total_epochs - warm)
     return lr * 0.5 * (1.0 + math.cos(math.pi * (epoch - warm) / span))
-  raise ALError(f"unknown schedule {name!r}; valid: constant, cosine, step")
+  if name == "cosine_7_16":
+    # FixMatch's cos(7π·e / 16·E) stepped per epoch (kekmodel/FixMatch-pytorch's
+    # get_cosine_schedule_with_warmup, num_cycles 7/16): the per-epoch rates the `fixmatch`
+    # objective applies itself, for a supervised learner trained on FixMatch's schedule.
+    span = max(1, total_epochs - warm)
+    return lr * max(0.0, math.cos(7.0 * math.pi * (epoch - warm) / (16.0 * span)))
+  raise ALError(f"unknown schedule {name!r}; valid: constant, cosine, cosine_7_16, step")
 
 
 def _chain(name: str, learning_rate, momentum, nesterov, weight_decay, b1, b2, grad_clip):

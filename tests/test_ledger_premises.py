@@ -1,6 +1,7 @@
 """The ledger withholds a verdict where it would not be evidence: confounded members, a member
 below the linear-probe floor, a claim whose premise fails; correlations on Fisher's z."""
 
+import jax
 import numpy as np
 import pytest
 
@@ -41,11 +42,33 @@ def test_every_registered_comparison_is_matched(dataset):
   claims = claims_lib.get_claims(["all"], dataset)
   by = {c.method: c for c in reproduce.build_configs(claims, dataset, "cpu", [0])}
   assert {c.name: claims_lib.confounds(c, by) for c in claims} == {c.name: [] for c in claims}
-  # The supervised FixMatch baseline has FixMatch's labeled batch, steps, optimiser and model.
+  # The supervised FixMatch baseline has FixMatch's labeled batch, steps, optimiser and model;
+  # its schedule is FixMatch's per-epoch rates (test below).
   for section in ("train", "optim", "model"):
     f, s = by["random_fixmatch"][section].to_dict(), by["random@fixmatch"][section].to_dict()
     f.pop("unlabeled_batch_size", None), s.pop("unlabeled_batch_size", None)
+    if section == "optim":
+      assert (f.pop("schedule"), s.pop("schedule")) == ("constant", "cosine_7_16")
     assert f == s, section
+
+
+def test_the_supervised_fixmatch_member_trains_at_fixmatchs_rates():
+  """FixMatch's objective sets cos(7πe/16E) × its constant rate at each epoch e; the supervised
+  member's `cosine_7_16` schedule gives the same rate at every epoch (before, it trained at the
+  undecayed rate throughout)."""
+  from al_jax import loop, optim
+  claim = next(c for c in claims_lib.CLAIMS if c.name == "fixmatch_beats_supervised")
+  by = {c.method: c for c in reproduce.build_configs([claim], "digits", "cpu", [0])}
+  fm, sup = by["random_fixmatch"], by["random@fixmatch"]
+  learner = loop.ActiveLearner(fm, log=lambda s: None)
+  obj = learner.objective
+  state = obj.init(jax.random.PRNGKey(0), learner.x_train[:1])
+  epochs = fm.train.epochs
+  got = [float(obj.start_epoch(state, e).opt_state.hyperparams["learning_rate"])
+         for e in range(epochs)]
+  want = [optim.lr_at_epoch(sup.optim, e, sup.train.epochs) for e in range(epochs)]
+  np.testing.assert_allclose(got, want, rtol=1e-6)
+  assert want[-1] < 0.3 * want[0]  # a real decay over the cycle
 
 
 def test_a_member_below_the_linear_probe_floor_withholds_the_verdict(tmp_path):

@@ -55,7 +55,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.optim.b1 = 0.9
   c.optim.b2 = 0.999
   c.optim.grad_clip = 0.0
-  c.optim.schedule = "constant"  # constant | step | cosine (per epoch)
+  c.optim.schedule = "constant"  # constant | step | cosine | cosine_7_16 (FixMatch's), per epoch
   c.optim.milestones = ()        # epochs, for "step"
   c.optim.gamma = 0.1
   c.optim.warmup_epochs = 0

@@ -136,7 +136,7 @@ BASE: Dict[str, Any] = {
     "train.initial_trials": POS_INT, "train.initial_trials_redraw": OneOf(("pool", "init")),
     "optim.name": OneOf(("adam", "adamw", "sgd")), "optim.lr": POS, "optim.momentum": DECAY,
     "optim.b1": DECAY, "optim.b2": DECAY, "optim.weight_decay": NONNEG,
-    "optim.grad_clip": NONNEG, "optim.schedule": OneOf(("constant", "step", "cosine")),
+    "optim.grad_clip": NONNEG, "optim.schedule": OneOf(("constant", "step", "cosine", "cosine_7_16")),
     "optim.milestones": Each(POS_INT), "optim.gamma": Num(0, 1, lo_open=True),
     "optim.warmup_epochs": NONNEG_INT,
     "parallel.devices": NONNEG_INT, "eval.chunk_size": POS_INT, "eval.ece_bins": POS_INT,
