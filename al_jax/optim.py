@@ -10,6 +10,12 @@ import optax
 from al_jax import ALError
 
 
+def cosine_7_16(epoch: int, total_epochs: int) -> float:
+  """FixMatch's cos(7π·e / 16·E), clipped at 0 (kekmodel/FixMatch-pytorch's
+  get_cosine_schedule_with_warmup with num_cycles 7/16), stepped per epoch."""
+  return max(0.0, math.cos(7.0 * math.pi * epoch / (16.0 * max(1, total_epochs))))
+
+
 def lr_at_epoch(cfg, epoch: int, total_epochs: int) -> float:
   """Learning rate for a whole epoch (PyTorch's per-epoch `scheduler.step()`, as the papers' code).
 
@@ -32,11 +38,9 @@ def lr_at_epoch(cfg, epoch: int, total_epochs: int) -> float:
     span = max(1, total_epochs - warm)
     return lr * 0.5 * (1.0 + math.cos(math.pi * (epoch - warm) / span))
   if name == "cosine_7_16":
-    # FixMatch's cos(7π·e / 16·E) stepped per epoch (kekmodel/FixMatch-pytorch's
-    # get_cosine_schedule_with_warmup, num_cycles 7/16): the per-epoch rates the `fixmatch`
-    # objective applies itself, for a supervised learner trained on FixMatch's schedule.
-    span = max(1, total_epochs - warm)
-    return lr * max(0.0, math.cos(7.0 * math.pi * (epoch - warm) / (16.0 * span)))
+    # The per-epoch rates the `fixmatch` objective applies itself, for a supervised learner
+    # trained on FixMatch's schedule.
+    return lr * cosine_7_16(epoch - warm, total_epochs - warm)
   raise ALError(f"unknown schedule {name!r}; valid: constant, cosine, cosine_7_16, step")
 
 

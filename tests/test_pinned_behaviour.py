@@ -97,43 +97,37 @@ def test_tod_code_variant_is_main_tods_four_mses_of_raw_logits(monkeypatch):
   mask = jnp.asarray(np.arange(16) < 12, jnp.float32)  # 4 padded rows
   lab = dict(lab, mask=mask)
   x, xu = obj.prep.eval(lab["x"]), obj.prep.eval(unl["x"])
-  student = {"params": state.params, "batch_stats": state.batch_stats}
   ema = state.aux["ema"]
-  teacher = {"params": ema["params"], "batch_stats": ema["batch_stats"]}
   train_fwd = lambda v, z: obj.model.apply(v, z, train=True, mutable=["batch_stats"])[0]
-  (s_l, f_l), (s_u, f_u) = train_fwd(student, x), train_fwd(student, xu)
+  teacher = {"params": ema["params"], "batch_stats": ema["batch_stats"]}
   t_l, t_u = train_fwd(teacher, x)[0], train_fwd(teacher, xu)[0]
-  head = {"params": state.aux["cons_head"]["params"]}
-  c_l = obj.cons_head.apply(head, f_l["embedding"])
-  c_u = obj.cons_head.apply(head, f_u["embedding"])
-  m = np.asarray(mask)
-  per_row = lambda a, b: np.mean(np.square(np.asarray(a) - np.asarray(b)), -1)
-  terms = {"res_labeled": np.sum(m * per_row(s_l, c_l)) / m.sum(),
-           "res_unlabeled": np.mean(per_row(s_u, c_u)),
-           "cons_labeled": np.sum(m * per_row(c_l, t_l)) / m.sum(),
-           "cons_unlabeled": np.mean(per_row(c_u, t_u))}
+  mse_l = lambda a, b: jnp.sum(mask * jnp.mean(jnp.square(a - b), -1)) / jnp.sum(mask)
+  mse_u = lambda a, b: jnp.mean(jnp.square(a - b))
+
+  def loss(params, head_params):
+    """(CE + λ·Σ terms, the four terms) from the student, its second head and the teacher."""
+    v = {"params": params, "batch_stats": state.batch_stats}
+    (s_l, f_l), (s_u, f_u) = train_fwd(v, x), train_fwd(v, xu)
+    c_l = obj.cons_head.apply({"params": head_params}, f_l["embedding"])
+    c_u = obj.cons_head.apply({"params": head_params}, f_u["embedding"])
+    terms = {"res_labeled": mse_l(s_l, c_l), "res_unlabeled": mse_u(s_u, c_u),
+             "cons_labeled": mse_l(c_l, t_l), "cons_unlabeled": mse_u(c_u, t_u)}
+    ce = jnp.sum(mask * optax.softmax_cross_entropy_with_integer_labels(s_l, lab["y"]))
+    return ce / jnp.sum(mask) + lam * sum(terms.values()), terms
+
+  head = state.aux["cons_head"]["params"]
+  (_, terms), (g, g_head) = jax.value_and_grad(loss, argnums=(0, 1), has_aux=True)(
+      state.params, head)
+  terms = {k: float(v) for k, v in terms.items()}
   want = sum(terms.values())
   assert all(v > 0.02 * want for v in terms.values()), terms
   new, out = jax.jit(obj.train_step)(_copy(state), lab, unl, jax.random.PRNGKey(1))
   np.testing.assert_allclose(float(out["unsup"]), want, rtol=1e-4)
   np.testing.assert_allclose(float(out["loss"]), float(out["ce"]) + lam * want, rtol=1e-4)
-
-  def total(params, head_params):
-    v = {"params": params, "batch_stats": state.batch_stats}
-    (sl, fl), (su, fu) = train_fwd(v, x), train_fwd(v, xu)
-    cl = obj.cons_head.apply({"params": head_params}, fl["embedding"])
-    cu = obj.cons_head.apply({"params": head_params}, fu["embedding"])
-    mse_l = lambda a, b: jnp.sum(mask * jnp.mean(jnp.square(a - b), -1)) / jnp.sum(mask)
-    mse_u = lambda a, b: jnp.mean(jnp.square(a - b))
-    ce = jnp.sum(mask * optax.softmax_cross_entropy_with_integer_labels(sl, lab["y"]))
-    return ce / jnp.sum(mask) + lam * (mse_l(sl, cl) + mse_u(su, cu) + mse_l(cl, t_l)
-                                       + mse_u(cu, t_u))
-  g, g_head = jax.grad(total, argnums=(0, 1))(state.params, head["params"])
   for before, after, grad in ((state.params, new.params, g),
-                              (head["params"], new.aux["cons_head"]["params"], g_head)):
+                              (head, new.aux["cons_head"]["params"], g_head)):
     np.testing.assert_allclose(_flat(after) - _flat(before), -lr * _flat(grad),
                                rtol=2e-3, atol=1e-6)
-
 
 def test_tod_unlabeled_batch_gets_the_training_augmentation():
   """main_TOD.py's unlabeled loader uses the training transform: Eq. 7 is taken on a

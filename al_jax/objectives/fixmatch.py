@@ -105,7 +105,7 @@ class FixMatch(Objective):
       return state  # per-step factor: `_step_factor` in the step
     # cos(7π·epoch / 16·epochs): the schedule stepped per epoch over the cycle.
     lr = optim.lr_at_epoch(self.optim_cfg, epoch, self.epochs)
-    lr *= max(0.0, math.cos(7.0 * math.pi * epoch / (16.0 * max(1, self.epochs))))
+    lr *= optim.cosine_7_16(epoch, self.epochs)
     return state.replace(opt_state=optim.set_learning_rate(state.opt_state, lr))
 
   def step_factor(self, step):
