@@ -14,7 +14,6 @@ import sys
 import tempfile
 import time
 
-import jax
 import numpy as np
 from absl import flags
 
@@ -36,6 +35,10 @@ flags.DEFINE_string("workdir", None, "Output directory (default: a temporary dir
 def pseudo_al_select(per_class: int):
   """A `select_fn` for `ActiveLearner`: CRC over class-balanced groups of `per_class` images
   of each class, built from the oracle's labels (handed over explicitly)."""
+  # JAX is imported here, not at the top, so that a flag error is reported before JAX starts
+  # (as for experiments.main).
+  import jax
+
   from al_jax import ALError
   from al_jax.acquisition import SelectContext, Selection
   from al_jax.acquisition import crc as crc_lib

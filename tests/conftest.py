@@ -59,6 +59,32 @@ def tiny_config(method: str = "random", dataset: str = "digits", **overrides):
   return c
 
 
+# Step-level behaviour tests that need no augmentation or dropout share these settings, and
+# FixMatch step tests share a cheap strong view (RandAugment has tests of its own), so that
+# their jitted steps are one compiled program across modules (the persistent cache's key is
+# the program).
+FIXED_VIEWS = {"train.augment": False, "model.kwargs.dropout_rate": 0.0}
+
+
+# One small VAAL (one VAE step per train step, so a step's metrics are the initial VAE's) for
+# every VAAL step test; a test that needs other learning rates sets them on the initialised
+# state (`optim.set_learning_rate`), because a rate in the config is a constant of the
+# compiled init.
+VAAL_TINY = {"objective_kwargs.vae_widths": (8, 16), "objective_kwargs.sampler_hidden": (32,),
+             "objective_kwargs.num_vae_steps": 1}
+
+# A tiny ARAL: noise-free discriminator (deterministic D), small E/G/S.
+ARAL_TINY = {"model.kwargs.hidden": (64, 32), "model.kwargs.input_noise": 0.0,
+             "model.kwargs.noise": 0.0, "objective_kwargs.latent_dim": 8,
+             "objective_kwargs.mlp_hidden": (32,), "objective_kwargs.sampler_hidden": (32,)}
+
+
+def cheap_strong_view(monkeypatch):
+  """FixMatch's strong view replaced by the weak one (`fixmatch.py` reads it at trace time)."""
+  from al_jax.data import randaugment
+  monkeypatch.setattr(randaugment, "strong_view", lambda k, x, prep, *a: prep.train(k, x))
+
+
 @pytest.fixture
 def make_config():
   return tiny_config

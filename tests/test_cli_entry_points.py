@@ -6,9 +6,12 @@ path, stray arguments. aral_claim writes no files (it prints its table), so its 
 --data_dir. Every case fails before any training.
 """
 
+import subprocess
+import sys
+
 import pytest
 
-from tests.test_cli import _run
+from tests.test_cli import ROOT, _run
 
 _CASES = [
     # (module, args, the one line on stderr); {file} is an existing regular file.
@@ -95,3 +98,22 @@ def test_entry_point_bad_input_is_one_line_on_stderr_and_exit_2(module, args, ms
   assert r.returncode == 2, r.stderr[-2000:]
   assert len(err) == 1 and err[0].startswith(fill(msg)), r.stderr[-2000:]
   assert "Traceback" not in r.stdout + r.stderr
+
+
+_ENTRY_POINTS = ["main", "aral_claim", "crc_pseudo_al", "reproduce", "prepare_data",
+                 "report", "floors", "benchmark", "mutants"]
+
+
+@pytest.mark.parametrize("name", _ENTRY_POINTS)
+def test_a_flag_error_is_reported_before_jax_is_imported(name):
+  # A mistyped flag should cost a user well under a second: absl rejects it before `main`, so
+  # nothing the module imports at its top may pull in JAX, Flax or TensorFlow.
+  r = subprocess.run([sys.executable, "-X", "importtime", "-m", f"experiments.{name}",
+                      "--no_such_flag=1"], cwd=ROOT, capture_output=True, text=True,
+                     timeout=120)
+  assert r.returncode != 0
+  assert "no_such_flag" in r.stderr.splitlines()[-1], r.stderr[-2000:]
+  heavy = [line for line in r.stderr.splitlines()
+           if line.startswith("import time:") and line.split("|")[-1].strip() in
+           ("jax", "flax", "tensorflow", "optax", "orbax")]
+  assert not heavy, heavy

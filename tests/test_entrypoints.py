@@ -16,7 +16,11 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # One cycle of one epoch trains at most a handful of steps.
-TINY_SET = ["--set=train.batch_size=16", "--set=eval.chunk_size=256"]
+# tests/conftest.py's tiny_config settings, so the study's compiled steps, evaluation and
+# scoring are the programs the in-process tiny runs already built.
+TINY_SET = ["--set=train.batch_size=16", "--set=train.unlabeled_batch_size=16",
+            "--set=eval.chunk_size=128", "--set=train.min_steps_per_epoch=1",
+            "--set=model.kwargs.widths=(8, 16)", "--set=model.kwargs.hidden=32"]
 
 
 def _run(module, *args, timeout=300, expect=0):

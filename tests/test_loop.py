@@ -193,8 +193,11 @@ def test_cli_bad_input_is_one_line_and_nonzero(args, msg, tmp_path):
 
 def test_cli_sigkill_then_resume_matches(tmp_path):
   """The real thing: SIGKILL the CLI in the middle of cycle 2, rerun with --resume."""
+  # Five steps per epoch (a run-time setting: the preset's compiled programs are unchanged)
+  # keep the three runs short; the kill still lands in epoch 5 of 40.
   common = ["--method=entropy", "--dataset=digits", "--cycles=3", "--initial=20",
-            "--budget=10", "--epochs=40", "--set", "log_every=1"]
+            "--budget=10", "--epochs=40", "--set", "log_every=1",
+            "--set", "train.min_steps_per_epoch=5"]
   full = tmp_path / "full"
   assert _cli(*common, f"--workdir={full}").returncode == 0
   wd = tmp_path / "killed"

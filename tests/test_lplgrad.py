@@ -89,8 +89,13 @@ def _one_batch(learner, n=16):
           "mask": jnp.ones(n, jnp.float32)}
 
 
+# The two direct-step tests below share one LL4AL (one compiled step): detaching from epoch 3
+# and λ = 0.5, so a dropped or unweighted module term shows.
+_STEP_KW = {"objective_kwargs.detach_epoch": 3, "objective_kwargs.weight": 0.5}
+
+
 def test_module_gradient_stops_at_features_from_detach_epoch():
-  learner = _learner(**{"objective_kwargs.detach_epoch": 3})
+  learner = _learner(**_STEP_KW)
   obj = learner.objective
   state = obj.start_epoch(obj.init(jax.random.PRNGKey(0), learner.x_train[:1]), 0)
   batch, key = _one_batch(learner), jax.random.PRNGKey(1)
@@ -126,12 +131,11 @@ def test_module_learning_rate_follows_schedule_or_not():
 def test_the_module_loss_enters_the_total_with_its_weight():
   """LPLgrad Eq. 4 / LL4AL Eq. 5: loss = CE + λ · L_loss (λ = 0.5 here, so a dropped or
   unweighted term shows)."""
-  learner = loop.ActiveLearner(tiny_config("ll4al", **{"objective_kwargs.weight": 0.5}),
-                               log=lambda s: None)
+  learner = _learner(**_STEP_KW)
   obj = learner.objective
   state = obj.start_epoch(obj.init(jax.random.PRNGKey(0), learner.x_train[:1]), 0)
-  lab = {"x": learner.x_dev[:16], "y": jnp.asarray(learner.y_train[:16]), "mask": jnp.ones(16)}
-  _, m = jax.jit(obj.train_step)(state, lab, None, jax.random.PRNGKey(1))
+  assert obj.weight == 0.5 and int(state.epoch) < obj.detach_epoch  # the term reaches θ
+  _, m = jax.jit(obj.train_step)(state, _one_batch(learner), None, jax.random.PRNGKey(1))
   assert float(m["module_loss"]) > 0
   np.testing.assert_allclose(float(m["loss"]),
                              float(m["ce_loss"]) + 0.5 * float(m["module_loss"]), rtol=1e-6)

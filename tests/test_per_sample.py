@@ -91,12 +91,17 @@ def test_gradnorm_acquisitions_factorised_equal_vmap():
   """entropy_gradnorm and egl give the same scores with impl=factorised and impl=vmap."""
   from al_jax.acquisition import ACQUISITIONS
   state, x = _state(get_model("small_cnn", 10, widths=(8, 16), hidden=32), (8, 8, 1), n=6)
-  for name, kw in (("entropy_gradnorm", {"norm": "global"}), ("entropy_gradnorm", {"norm": "sum"}),
-                   ("egl", {"norm": "global"}), ("egl", {"norm": "sum", "squared": False})):
-    # Jitted, as the harness scores (acquisition.map_chunks): one program per scorer.
-    score = lambda impl: jax.jit(ACQUISITIONS.get(name)(impl=impl, **kw).score)(state, x, None)
-    a, b = score("factorised"), score("vmap")
-    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5)
+  scorers = (("entropy_gradnorm", {"norm": "global"}), ("entropy_gradnorm", {"norm": "sum"}),
+             ("egl", {"norm": "global"}), ("egl", {"norm": "sum", "squared": False}))
+
+  def scores(impl):
+    # Jitted, as the harness scores (acquisition.map_chunks); the four scorers of one impl in
+    # one program (each its own `score`, traced as the harness traces it).
+    fns = [ACQUISITIONS.get(name)(impl=impl, **kw).score for name, kw in scorers]
+    return jax.jit(lambda s, xx: [f(s, xx, None) for f in fns])(state, x)
+
+  for (name, kw), a, b in zip(scorers, scores("factorised"), scores("vmap")):
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, err_msg=f"{name} {kw}")
 
 
 class _ConvZoo(nn.Module):

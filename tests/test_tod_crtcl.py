@@ -1,6 +1,5 @@
 """TOD (tod_ema, cod, emaod), CrtCl (critic objective + acquisition), PT4AL, diagnostics."""
 
-import copy
 import inspect
 import json
 import os
@@ -291,8 +290,6 @@ def _generator_step_effect(clip, steps=200, seed=0):
   learner = loop.ActiveLearner(cfg, log=quiet)
   obj = learner.objective
   assert steps < (obj.stop_epoch - 1) * cfg.train.min_steps_per_epoch  # before E'
-  off = copy.copy(obj)
-  off.generator = False
   pool = learner.initial_pool()
   y = jnp.asarray(pool.visible_labels())
   rs = np.random.default_rng(seed)
@@ -305,12 +302,17 @@ def _generator_step_effect(clip, steps=200, seed=0):
     return ({"x": learner.x_dev[lab[i]], "y": y[lab[i]], "mask": mask},
             {"x": learner.x_dev[unl[i]]})
 
-  on_step, off_step = jax.jit(obj.train_step), jax.jit(off.train_step)
+  step = jax.jit(obj.train_step)
   state = obj.start_epoch(obj.init(k, learner.x_train[:1]), 0)
   for i in range(steps):
-    state, _ = on_step(state, *batch(i), k)
-  a, m = on_step(state, *batch(steps), k)
-  b, _ = off_step(state, batch(steps)[0], None, k)
+    state, _ = step(state, *batch(i), k)
+  a, m = step(state, *batch(steps), k)
+  # Without L_CG: the same program from the same state at epoch E' − 1, where the step keeps
+  # its cross-entropy-only result (`generator_active` is false); only the epoch differs, and
+  # the epoch enters the step nowhere else, so the difference is exactly line 14's update.
+  assert obj.generator_active(state.epoch) and not obj.generator_active(obj.stop_epoch - 1)
+  b, _ = step(state.replace(epoch=jnp.asarray(obj.stop_epoch - 1, state.epoch.dtype)),
+              *batch(steps), k)
   flat = lambda t: np.concatenate([np.ravel(x) for x in jax.tree_util.tree_leaves(t)])
   return float(np.mean(flat(a.params) != flat(b.params))), float(m["gcg_ratio"])
 
@@ -318,12 +320,12 @@ def _generator_step_effect(clip, steps=200, seed=0):
 def test_generator_step_moves_the_classifier_beyond_float32_rounding_at_the_default_clip():
   """CrtCl Alg. 1 line 14 must change θ. At the default clip (0.1) L_CG's step still changes
   most classifier parameters after 200 steps; at WGAN's 0.01 the same step rounds away (θ
-  bit-identical with and without L_CG), which is why 0.01 is not the default."""
+  almost bit-identical with and without L_CG), which is why 0.01 is not the default."""
   default = inspect.signature(critic_lib.CriticLoss.__init__).parameters["clip"].default
   assert default == 0.1
   changed, ratio = _generator_step_effect(default)
   assert changed > 0.1 and ratio > 1e-2, (changed, ratio)
-  changed, ratio = _generator_step_effect(0.01)  # measured: ≤ 0.1 % of θ, ratio ≤ 1e-4
+  changed, ratio = _generator_step_effect(0.01)  # measured: 0.002 % of θ, ratio 1.4e-9
   assert changed < 1e-2 and ratio < 1e-3, (changed, ratio)
 
 
