@@ -23,7 +23,7 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 from absl import flags
@@ -77,14 +77,41 @@ def build_configs(claims, dataset: str, preset: str, seeds: Sequence[int],
   return out
 
 
-def load_member_runs(runs_dir: str, configs) -> Dict:
-  """label → seed → claims.Run, for finished runs only."""
+def twin_members(configs) -> Dict[str, str]:
+  """label → the earlier member whose run it is: two members whose resolved configs differ
+  only in their names and protocol labels (`random@tod` and `random@lplgrad`: the same random
+  sampler, schedule, model and pool) are one pairing, so the ledger runs it once and both
+  members read that run. A member is a twin only if it is one at every seed."""
+  first: Dict[str, str] = {}
+  owners: Dict[str, set] = {}
+  for c in configs:
+    d = c.to_dict()
+    for k in ("method", "protocol"):
+      d.pop(k, None)
+    key = json.dumps(d, sort_keys=True, default=repr)  # the seed is part of the key
+    owners.setdefault(c.method, set()).add(first.setdefault(key, c.method))
+  return {m: next(iter(o)) for m, o in owners.items() if len(o) == 1 and m not in o}
+
+
+def _listed_in_study(runs_dir: str) -> set:
+  """The member labels an existing study in `runs_dir` runs (empty if there is none)."""
+  try:
+    with open(os.path.join(runs_dir, "study.json")) as f:
+      return {r["method"] for r in json.load(f).get("runs", [])}
+  except (OSError, ValueError, KeyError, TypeError, AttributeError):
+    return set()
+
+
+def load_member_runs(runs_dir: str, configs, twins: Optional[Dict[str, str]] = None) -> Dict:
+  """label → seed → claims.Run, for finished runs only; a twin member (`twin_members`) reads
+  the run of the member it twins."""
   from al_jax import results as results_lib
   from experiments import claims as claims_lib
   from experiments.study import run_dirname
+  twins = twins or {}
   out: Dict = {}
   for c in configs:
-    path = os.path.join(runs_dir, run_dirname(c.method, c.seed))
+    path = os.path.join(runs_dir, run_dirname(twins.get(c.method, c.method), c.seed))
     wd = results_lib.Workdir(path)
     rows = wd.read_results() if wd.holds_experiment() else []
     if len(rows) >= c.al.cycles:
@@ -102,13 +129,15 @@ def _fmt(m: float, lo: float, hi: float, unit: str) -> str:
   return _num(m, unit) + (f" [{_num(lo, unit)}, {_num(hi, unit)}]" if np.isfinite(lo) else "")
 
 
-def _setting(claim, configs_by_label) -> str:
+def _setting(claim, configs_by_label, twins: Optional[Dict[str, str]] = None) -> str:
   parts = []
   for m in claim.members:
     c = configs_by_label[m.label]
     extra = [f"protocol {m.protocol}"] if m.protocol else []
     extra += [f"schedule of {m.schedule_of}"] if m.schedule_of else []
     extra += [f"{k}={v}" for k, v in m.overrides]
+    if (twins or {}).get(m.label):
+      extra += [f"the same run as `{twins[m.label]}`"]
     parts.append(f"`{m.label}`" + (f" ({', '.join(extra)})" if extra else ""))
   return " vs ".join(parts) + "; " + "; ".join(
       f"`{m.label}`: {_describe(configs_by_label[m.label])}" for m in claim.members)
@@ -250,7 +279,7 @@ def _measured_cell(claim, meas, parts) -> str:
 
 def write_ledger(workdir: str, claims, configs, command: str, commit: str = "",
                  wall: str = "", commits: str = "", machine: str = "",
-                 machines: str = "") -> Dict:
+                 machines: str = "", twins: Optional[Dict[str, str]] = None) -> Dict:
   """Decides every claim on the finished runs and writes REPRODUCTION.md; returns verdicts.
 
   Before a claim is decided the ledger checks its premises, and withholds the verdict when
@@ -261,9 +290,11 @@ def write_ledger(workdir: str, claims, configs, command: str, commit: str = "",
   """
   from experiments import claims as claims_lib
   runs_dir = os.path.join(workdir, "runs")
-  runs = load_member_runs(runs_dir, configs)
+  runs = load_member_runs(runs_dir, configs, twins)
+  # Each run once, however many members read it (twins).
+  unique = list({run.path: run for seeds in runs.values() for run in seeds.values()}.values())
   seconds = sum(r["train_seconds"] + r.get("eval_seconds", 0.0) + r["query_seconds"]
-                for seeds in runs.values() for run in seeds.values() for r in run.rows)
+                for run in unique for r in run.rows)
   by_label = {c.method: c for c in configs}
   from al_jax.writes import writing
   with writing(os.path.join(workdir, "claims")):
@@ -322,7 +353,7 @@ def write_ledger(workdir: str, claims, configs, command: str, commit: str = "",
   details, verdicts, flagged, pvalues = [], {}, [], {}
   for claim in claims:
     table = tables[claim.kind]
-    setting = _setting(claim, by_label)
+    setting = _setting(claim, by_label, twins)
     sick = _health(claim, runs)
     flagged += [(claim.name, *f) for f in sick]
     health = f"⚑ {len(sick)} flagged cycle(s)" if sick else "ok"
@@ -409,7 +440,7 @@ def write_ledger(workdir: str, claims, configs, command: str, commit: str = "",
     lines += ["", "| claim | member | seed | cycle | flags |", "|---|---|---|---|---|"]
     lines += [f"| {n} | {m} | {s} | {k} | {', '.join(f)} |" for n, m, s, k, f in flagged]
   from experiments.report import cost_section  # the members' seconds per cycle
-  lines += [""] + cost_section([r.rows for by_seed in runs.values() for r in by_seed.values()])
+  lines += [""] + cost_section([run.rows for run in unique])
   lines += ["", "## Per claim", ""] + details
   with writing(os.path.join(workdir, "REPRODUCTION.md")), \
       open(os.path.join(workdir, "REPRODUCTION.md"), "w") as f:
@@ -440,12 +471,16 @@ def reproduce(claim_names, dataset: str, seeds, workdir: str, preset: str = "cpu
   if os.path.exists(workdir) and not os.path.isdir(workdir):
     raise ALError(f"--workdir {workdir} exists and is not a directory")
   runs_dir = os.path.join(workdir, "runs")
+  twins = twin_members(configs)
+  if set(twins) & _listed_in_study(runs_dir):
+    twins = {}  # a ledger started when twins ran separately continues as it started
+  study_configs = [c for c in configs if c.method not in twins]
   if (os.path.isdir(workdir) and set(os.listdir(workdir)) - {".xla_cache"}
       and not os.path.exists(os.path.join(runs_dir, "study.json"))):
     raise ALError(f"workdir {workdir} is not empty and holds no ledger; choose another")
   # A ledger none of whose runs started (its first invocation stopped on a setting the data
   # refuses) is started afresh, not continued.
-  resume = study_lib.any_run_started(configs, runs_dir)
+  resume = study_lib.any_run_started(study_configs, runs_dir)
   # Every seed of a member compiles the same steps: XLA's persistent cache (in the ledger's
   # workdir) compiles them once per member instead of once per run.
   import jax
@@ -458,21 +493,22 @@ def reproduce(claim_names, dataset: str, seeds, workdir: str, preset: str = "cpu
   os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
   log(f"ledger: {len(claims)} claims, {len(configs) // len(seeds)} members × "
       f"{len(seeds)} seeds on {dataset} ({preset}); "
-      + ("continuing" if resume else "starting") + f" in {workdir}")
+      + ("continuing" if resume else "starting") + f" in {workdir}"
+      + "".join(f"; {a} is the same run as {b}" for a, b in sorted(twins.items())))
   machine = _host()
   wall = WallRecord(workdir, commit=commit, machine=machine)
   try:
     with wall:
-      study_lib.run_study(configs, runs_dir, resume=resume, log=log, workers=workers)
+      study_lib.run_study(study_configs, runs_dir, resume=resume, log=log, workers=workers)
       from experiments import report as report_lib
       report_lib.write_report(runs_dir)
   except ALError:
-    if not study_lib.any_run_started(configs, runs_dir):
+    if not study_lib.any_run_started(study_configs, runs_dir):
       wall.discard()  # nothing ran: the invocation leaves no wall time in the ledger
     raise
   return write_ledger(workdir, claims, configs, command, commit, wall=wall.describe(),
                       commits=wall.describe_commits(), machine=machine,
-                      machines=wall.describe_machines())
+                      machines=wall.describe_machines(), twins=twins)
 
 
 class WallRecord:

@@ -439,3 +439,87 @@ def test_pool_copies_repeats_every_training_image(make_config):
   np.testing.assert_array_equal(two.y_train[:n], two.y_train[n:])
   with pytest.raises(ALError, match="pool_copies"):
     loop.ActiveLearner(make_config("random", "synthetic", **{"al.pool_copies": 0}), log=quiet)
+
+
+def test_twin_members_run_once_and_both_read_that_run(tmp_path, monkeypatch):
+  """One pairing, one configuration: `random@tod` and `random@lplgrad` resolve to the same
+  config but for their names and protocol labels, so the ledger runs it once and both claims
+  read that run; a ledger whose study already lists both (started before twins merged)
+  continues as it started."""
+  from experiments import study as study_lib
+  names = ["tod_beats_random", "lplgrad_beats_random"]
+  configs = reproduce.build_configs(claims_lib.get_claims(names, "digits"), "digits", "cpu",
+                                    [0, 1])
+  assert reproduce.twin_members(configs) == {"random@lplgrad": "random@tod"}
+  other = reproduce.build_configs(claims_lib.get_claims(names, "digits"), "digits", "cpu", [0])
+  by = {c.method: c for c in other}
+  by["random@lplgrad"].unlock()
+  by["random@lplgrad"].optim.lr *= 2  # any other difference: two runs
+  assert reproduce.twin_members(other) == {}
+
+  studied = []
+
+  def study(configs, runs_dir, resume, log, workers):
+    studied.append(sorted({c.method for c in configs}))
+    raise ALError("stopped by the test")
+
+  monkeypatch.setattr(study_lib, "run_study", study)
+  wd = str(tmp_path / "new")
+  with pytest.raises(ALError, match="stopped by the test"):
+    reproduce.reproduce(names, "digits", [0], wd, log=quiet)
+  assert studied[-1] == ["lplgrad", "random@tod", "tod"]
+  old = tmp_path / "old" / "runs"
+  old.mkdir(parents=True)
+  (old / "study.json").write_text(json.dumps({"runs": [
+      {"method": m, "seed": 0} for m in ("tod", "random@tod", "lplgrad", "random@lplgrad")]}))
+  with pytest.raises(ALError, match="stopped by the test"):
+    reproduce.reproduce(names, "digits", [0], str(tmp_path / "old"), log=quiet)
+  assert studied[-1] == ["lplgrad", "random@lplgrad", "random@tod", "tod"]
+
+  # Both members read the one run, and the setting column says so.
+  run = tmp_path / "runs" / "random@tod" / "seed_0"
+  run.mkdir(parents=True)
+  (run / "config.json").write_text("{}")
+  (run / "results.jsonl").write_text("".join(
+      json.dumps({"cycle": k, "num_labeled": 20 + 10 * k, "test_accuracy": 0.5}) + "\n"
+      for k in range(configs[0].al.cycles)))
+  seed0 = [c for c in configs if c.seed == 0]
+  twins = reproduce.twin_members(configs)
+  runs = reproduce.load_member_runs(str(tmp_path / "runs"), seed0, twins)
+  assert runs["random@lplgrad"][0].path == runs["random@tod"][0].path == str(run)
+  assert "random@lplgrad" not in reproduce.load_member_runs(str(tmp_path / "runs"), seed0)
+  claim = claims_lib.get_claims(["lplgrad_beats_random"], "digits")[0]
+  assert "the same run as `random@tod`" in reproduce._setting(claim, {c.method: c for c in seed0},
+                                                              twins)
+
+
+def test_a_ledger_with_twins_counts_their_run_once(tmp_path, monkeypatch):
+  names = ["tod_beats_random", "lplgrad_beats_random"]
+  claims = claims_lib.get_claims(names, "digits")
+  configs = reproduce.build_configs(claims, "digits", "cpu", [0, 1])
+  twins = reproduce.twin_members(configs)
+  assert twins == {"random@lplgrad": "random@tod"}
+  cycles = configs[0].al.cycles
+  for c in configs:
+    if c.method in twins:
+      continue
+    run = tmp_path / "runs" / c.method / f"seed_{c.seed}"
+    (run / "pools").mkdir(parents=True)
+    (run / "config.json").write_text("{}")
+    rows = []
+    for k in range(cycles):
+      np.save(run / "pools" / f"cycle_{k}.npy", np.arange(20 + 10 * k))
+      rows.append({"method": c.method, "seed": c.seed, "cycle": k, "num_labeled": 20 + 10 * k,
+                   "pool_size": 1000, "test_accuracy": 0.5 + 0.01 * k, "test_ece": 0.1,
+                   "train_seconds": 10.0, "query_seconds": 1.0})
+    (run / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+  monkeypatch.setattr(reproduce, "ledger_floors", lambda workdir, runs, configs: {
+      20 + 10 * k: [0.0, 0.0] for k in range(cycles)})
+  reproduce.write_ledger(str(tmp_path), claims, configs, "test", twins=twins)
+  text = open(tmp_path / "REPRODUCTION.md").read()
+  # Three runs per seed (tod, random@tod, lplgrad), each counted once: 6 × cycles × 11 s.
+  assert f"member training + evaluation + query time {6 * cycles * 11 / 60:.1f} min" in text
+  row = next(l for l in text.splitlines() if l.startswith("| lplgrad_beats_random |"))
+  assert "the same run as `random@tod`" in row
+  cost = text[text.index("## Cost per cycle"):].split("\n## ")[0]
+  assert cost.count("| random@tod | 2 |") == 1 and "random@lplgrad" not in cost
