@@ -17,6 +17,7 @@ Student-t interval, holds / does not hold / inconclusive) and written to:
 """
 
 import datetime
+import inspect
 import json
 import os
 import subprocess
@@ -139,15 +140,36 @@ def _setting(claim, configs_by_label, twins: Optional[Dict[str, str]] = None) ->
     if (twins or {}).get(m.label):
       extra += [f"the same run as `{twins[m.label]}`"]
     parts.append(f"`{m.label}`" + (f" ({', '.join(extra)})" if extra else ""))
+  # A difference the claim declares (`Claim.allowed`) is not counted as a confound, so the
+  # reader sees it and its justification beside the members' settings.
+  declared = "".join(f"; declared difference in the {factor}: {why}"
+                     for factor, why in claim.allowed)
   return " vs ".join(parts) + "; " + "; ".join(
-      f"`{m.label}`: {_describe(configs_by_label[m.label])}" for m in claim.members)
+      f"`{m.label}`: {_describe(configs_by_label[m.label])}" for m in claim.members) + declared
+
+
+def _schedule(c) -> str:
+  """The learning-rate schedule a run trains with: the optimiser's, times FixMatch's
+  cos(7πk/16K) where its objective applies that factor itself (on the optimiser's schedule,
+  per epoch with `cosine_steps=0`, per step otherwise)."""
+  sched = c.optim.schedule + (f"@{tuple(c.optim.milestones)}" if c.optim.schedule == "step"
+                              else "")
+  if c.objective == "fixmatch":
+    from al_jax.objectives.fixmatch import FixMatch
+    defaults = inspect.signature(FixMatch.__init__).parameters
+    kw = dict(c.objective_kwargs)
+    if kw.get("cosine_7_16", defaults["cosine_7_16"].default):
+      if kw.get("cosine_steps", defaults["cosine_steps"].default) == 0:
+        sched += " × FixMatch's cos(7πe/16E) per epoch"
+      else:
+        sched += " × FixMatch's cos(7πk/16K) per step"
+  return sched
 
 
 def _describe(c) -> str:
   """What a reader needs to see that two members differ only in what a claim compares:
   model, optimiser, schedule, labels and training length."""
-  sched = c.optim.schedule + (f"@{tuple(c.optim.milestones)}" if c.optim.schedule == "step"
-                              else "")
+  sched = _schedule(c)
   warm = "warm start" if c.train.warm_start else "from scratch"
   return (f"{c.model.name}, {c.optim.name} {c.optim.lr:g} {sched}, batch {c.train.batch_size}, "
           f"{c.al.initial} + {c.al.budget} × {c.al.cycles - 1} labels, {c.train.epochs} "

@@ -237,6 +237,29 @@ def test_crc_ledger_members_use_table_4s_group_size():
   assert by["crc@q100"].acquisition_kwargs.group_size == 20
 
 
+def test_the_setting_shows_the_rates_runs_train_with_and_declared_differences():
+  # FixMatch's objective applies cos(7πe/16E) on a constant optimiser schedule; the supervised
+  # member gets the same rates as its schedule. The setting must show both as what they
+  # train with, and the difference the claim declares (not counted as a confound) with its
+  # reason, so a reader does not see "constant" vs "cosine_7_16" as an unexplained mismatch.
+  from experiments.configs import resolve
+  cl = claims_lib.get_claims(["fixmatch_beats_supervised", "crc_beats_random"], "fashion_mnist")
+  by = {c.method: c for c in reproduce.build_configs(cl, "fashion_mnist", "cpu", [0])}
+  fixmatch, crc = (reproduce._setting(c, by) for c in cl)
+  assert ("`random_fixmatch`: small_cnn, adam 0.002 constant × FixMatch's cos(7πe/16E) per "
+          "epoch, batch 16" in fixmatch)
+  assert "`random@fixmatch`: small_cnn, adam 0.002 cosine_7_16, batch 16" in fixmatch
+  assert fixmatch.endswith("; declared difference in the optimiser: "
+                           + dict(cl[0].allowed)["optimiser"])
+  assert "declared" not in crc and "FixMatch" not in crc
+  per_step = resolve("random_fixmatch", "fashion_mnist", "cpu",
+                     overrides=[("objective_kwargs.cosine_steps", -1)]).config
+  assert reproduce._schedule(per_step) == "constant × FixMatch's cos(7πk/16K) per step"
+  off = resolve("random_fixmatch", "fashion_mnist", "cpu",
+                overrides=[("objective_kwargs.cosine_7_16", False)]).config
+  assert reproduce._schedule(off) == "constant"
+
+
 def test_two_claim_ledger_on_synthetic_runs_resumes_and_writes(tmp_path, monkeypatch):
   # Two-epoch members learn nothing, so the floor check would withhold every accuracy claim
   # (its own test: test_ledger_premises.py); here the decision path itself is under test: a
