@@ -16,6 +16,7 @@ Student-t interval, holds / does not hold / inconclusive) and written to:
   W/runs/report.md      the usual study report of every member (with the linear-probe floor)
 """
 
+import contextlib
 import datetime
 import inspect
 import json
@@ -301,7 +302,8 @@ def _measured_cell(claim, meas, parts) -> str:
 
 def write_ledger(workdir: str, claims, configs, command: str, commit: str = "",
                  wall: str = "", commits: str = "", machine: str = "",
-                 machines: str = "", twins: Optional[Dict[str, str]] = None) -> Dict:
+                 machines: str = "", twins: Optional[Dict[str, str]] = None,
+                 rewritten_by: str = "") -> Dict:
   """Decides every claim on the finished runs and writes REPRODUCTION.md; returns verdicts.
 
   Before a claim is decided the ledger checks its premises, and withholds the verdict when
@@ -309,6 +311,10 @@ def write_ledger(workdir: str, claims, configs, command: str, commit: str = "",
   give **confounded**; a member below the linear-probe floor at a cycle the statistic reads
   (`claims.below_floor`), too few seeds or no data give **not measured**; a statistic whose
   own premise fails (Proposition 2's full-rank kernel) gives **premise not met**.
+
+  `commit`/`machine` are those of the last invocation that ran runs; `rewritten_by` (the
+  commit and machine of an invocation that found every run finished) says that other code
+  wrote this file from them.
   """
   from experiments import claims as claims_lib
   runs_dir = os.path.join(workdir, "runs")
@@ -326,22 +332,27 @@ def write_ledger(workdir: str, claims, configs, command: str, commit: str = "",
   c0 = configs[0]
   seeds = sorted({c.seed for c in configs})
   exploratory = len(seeds) < EXPLORATORY_BELOW
+  last = "the last invocation that ran runs" if rewritten_by else "this invocation"
   lines = [f"# Reproduction ledger: {c0.dataset}, {c0.preset} preset"
            + (" (exploratory)" if exploratory else ""), "",
            f"Command: `{command}`  ", f"Commit: `{commit or _commit()}`"
-           + (f" (this invocation; a ledger continued across commits: {commits})"
+           + (f" ({last}; a ledger continued across commits: {commits})"
               if commits else "") + "  ",
            f"Machine: {machine or _host()}"
            + (f"; runs on {', '.join(accelerators)}" if accelerators else "")
-           + (f" (this invocation; a ledger continued across machines: {machines})"
-              if machines else "") + "  ",
-           f"Seeds: {', '.join(map(str, seeds))}; written "
-           f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC"
-           + (f"; wall time {wall}" if wall else "")
-           + f"; member training + evaluation + query time {seconds / 60:.1f} min (sum "
-           "over runs). A "
-           "ledger may be stopped and continued: the same command resumes it, skipping "
-           "finished runs.", ""]
+           + (f" ({last}; a ledger continued across machines: {machines})"
+              if machines else "") + "  "]
+  if rewritten_by:
+    lines += [f"Rewritten at `{rewritten_by}` from the finished runs, none re-run: the runs "
+              f"come from the commit above, the statistics, verdicts and text from "
+              f"`{rewritten_by}`.  "]
+  lines += [f"Seeds: {', '.join(map(str, seeds))}; written "
+            f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC"
+            + (f"; wall time {wall}" if wall else "")
+            + f"; member training + evaluation + query time {seconds / 60:.1f} min (sum "
+            "over runs). A "
+            "ledger may be stopped and continued: the same command resumes it, skipping "
+            "finished runs.", ""]
   if exploratory:
     lines += [f"**Exploratory**: {len(seeds)} seed(s) (< {EXPLORATORY_BELOW}); a verdict "
               "here is a lead to test with more seeds, not a finding.", ""]
@@ -519,15 +530,27 @@ def reproduce(claim_names, dataset: str, seeds, workdir: str, preset: str = "cpu
       + "".join(f"; {a} is the same run as {b}" for a, b in sorted(twins.items())))
   machine = _host()
   wall = WallRecord(workdir, commit=commit, machine=machine)
+  # A ledger whose runs have all finished is only rewritten (on this code, from those runs):
+  # the invocation adds no wall time, and the header keeps naming the commit and machine
+  # that ran the runs. Only where the earlier invocations recorded both.
+  rewrite = (resume and len(wall.parts) > 1 and all(wall.commits[:-1])
+             and all(wall.machines[:-1]) and study_lib.all_finished(study_configs, runs_dir))
+  if rewrite:
+    wall.discard()
   try:
-    with wall:
+    with contextlib.nullcontext() if rewrite else wall:
       study_lib.run_study(study_configs, runs_dir, resume=resume, log=log, workers=workers)
       from experiments import report as report_lib
       report_lib.write_report(runs_dir)
   except ALError:
-    if not study_lib.any_run_started(study_configs, runs_dir):
+    if not rewrite and not study_lib.any_run_started(study_configs, runs_dir):
       wall.discard()  # nothing ran: the invocation leaves no wall time in the ledger
     raise
+  if rewrite:
+    return write_ledger(workdir, claims, configs, command, wall.commits[-1],
+                        wall=wall.describe(), commits=wall.describe_commits(),
+                        machine=wall.machines[-1], machines=wall.describe_machines(),
+                        twins=twins, rewritten_by=commit)
   return write_ledger(workdir, claims, configs, command, commit, wall=wall.describe(),
                       commits=wall.describe_commits(), machine=machine,
                       machines=wall.describe_machines(), twins=twins)

@@ -79,6 +79,20 @@ def any_run_started(configs, workdir: str) -> bool:
              .holds_experiment() for c in configs)
 
 
+def finished_rows(config, rundir: str) -> Optional[List[Dict]]:
+  """The result rows of a run that finished every cycle of `config`, else None."""
+  from al_jax import results as results_lib  # pylint: disable=g-import-not-at-top
+  wd = results_lib.Workdir(rundir)
+  rows = wd.read_results() if wd.holds_experiment() else []
+  return rows if len(rows) >= config.al.cycles else None
+
+
+def all_finished(configs, workdir: str) -> bool:
+  """Whether every one of the study's runs (in `workdir`) finished all its cycles."""
+  return all(finished_rows(c, os.path.join(workdir, run_dirname(c.method, c.seed)))
+             is not None for c in configs)
+
+
 def _prepare_workdir(spec: Dict, workdir: str, resume: bool, sharded: bool,
                      mine_started: Callable[[], bool],
                      any_started: Callable[[], bool]) -> None:
@@ -155,13 +169,12 @@ def run_study(configs: List, workdir: str, resume: bool,
   out, todo = {}, []
   for i in mine:
     c, rd = configs[i], rundir(i)
-    wd = results_lib.Workdir(rd)
-    rows = wd.read_results() if wd.holds_experiment() else []
-    if len(rows) >= c.al.cycles:
+    rows = finished_rows(c, rd)
+    if rows is not None:
       log(f"[{i + 1}/{len(configs)}] {c.method} seed {c.seed}: finished, skipped")
       out[rd] = rows
     else:
-      todo.append((i, c, rd, wd.holds_experiment()))
+      todo.append((i, c, rd, results_lib.Workdir(rd).holds_experiment()))
   if workers > 1 and todo:
     # Even a lone remaining run goes to a worker: XLA:CPU partitions its reductions by the
     # process's core count, so the same run in this (unpinned) process and in a one-core worker

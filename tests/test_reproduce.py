@@ -302,18 +302,23 @@ def test_two_claim_ledger_on_synthetic_runs_resumes_and_writes(tmp_path, monkeyp
        - aulc(np.array([r["num_labeled"] for r in rows("random@tod", s)], float),
               np.array([r["test_accuracy"] for r in rows("random@tod", s)])) for s in (0, 1)]
   assert f"{np.mean(d):+.4f}" in text
-  # Re-running continues: every run is finished, nothing retrains. Had the first invocation
-  # run other code, the header names both commits.
+  # Re-running a finished ledger retrains nothing and only rewrites it: it adds no wall
+  # time, and the header keeps naming the commit that ran the runs (here, as if other code
+  # had) beside the commit that wrote the file.
   wall_path = os.path.join(wd, "ledger_wall.json")
-  wall = json.load(open(wall_path))
-  json.dump(dict(wall, commits=["0ld"]), open(wall_path, "w"))
+  wall = dict(json.load(open(wall_path)), commits=["0ld"])
+  json.dump(wall, open(wall_path, "w"))
   logs = []
   reproduce.reproduce(names, "synthetic", [0, 1], wd, overrides=TINY, command="test",
                       log=logs.append)
   assert sum("finished, skipped" in l for l in logs) == 4
+  assert json.load(open(wall_path)) == wall
   text = open(os.path.join(wd, "REPRODUCTION.md")).read()
-  assert "over 2 invocations (stopped and continued)" in text
-  assert "a ledger continued across commits: invocation 1: `0ld`; invocation 2: `" in text
+  head = text.split("\nSeeds:")[0]
+  assert "Commit: `0ld`  " in head and "continued" not in head
+  assert (f"Rewritten at `{reproduce._commit()}` from the finished runs, none re-run: the "
+          "runs come from the commit above") in head
+  assert f"; wall time {wall['invocations'][0] / 60:.1f} min; " in text
   from al_jax.results import host_info
   assert f"Machine: {host_info()}  " in text  # one machine throughout: no list of them
   # The same ledger re-run from scratch on this machine reproduces every number exactly
@@ -321,11 +326,12 @@ def test_two_claim_ledger_on_synthetic_runs_resumes_and_writes(tmp_path, monkeyp
   wd2 = str(tmp_path / "again")
   reproduce.reproduce(names, "synthetic", [0, 1], wd2, overrides=TINY, command="test",
                       log=quiet)
-  def body(w):  # every line but the date/wall line and the cost table (wall-clock seconds)
+  def body(w):  # every line but commit, date/wall and rewrite lines and the cost table
     text = open(os.path.join(w, "REPRODUCTION.md")).read()
     head, _, rest = text.partition("## Cost per cycle")
     rest = rest[rest.index("\n## "):] if "\n## " in rest else ""
-    return [l for l in (head + rest).splitlines() if not l.startswith(("Seeds:", "Commit:"))]
+    return [l for l in (head + rest).splitlines()
+            if not l.startswith(("Seeds:", "Commit:", "Rewritten at"))]
   assert body(wd2) == body(wd) and any("| tod_beats_random |" in l for l in body(wd2))
   with pytest.raises(ALError, match="different study"):
     reproduce.reproduce(["tod_beats_random"], "synthetic", [0], wd, overrides=TINY, log=quiet)
