@@ -313,8 +313,8 @@ def write_ledger(workdir: str, claims, configs, command: str, commit: str = "",
   own premise fails (Proposition 2's full-rank kernel) gives **premise not met**.
 
   `commit`/`machine` are those of the last invocation that ran runs; `rewritten_by` (the
-  commit and machine of an invocation that found every run finished) says that other code
-  wrote this file from them.
+  commit of an invocation that found every run finished) says that this code wrote the file
+  from them.
   """
   from experiments import claims as claims_lib
   runs_dir = os.path.join(workdir, "runs")
