@@ -38,6 +38,21 @@ def _default_log(msg: str) -> None:
   logging.getLogger("al_jax").info(msg)
 
 
+def worker_log(prefix: str, stream=None) -> Callable[[str], None]:
+  """A worker's log: one prefixed line per message, written to stdout in one call.
+
+  The workers share their parent's stdout (often one log file). `print` writes the text and
+  its newline separately, which an unbuffered stdout (PYTHONUNBUFFERED, common under
+  containers and batch schedulers) turns into two writes, so another process's line could
+  land between them.
+  """
+  def log(msg: str) -> None:
+    out = sys.stdout if stream is None else stream
+    out.write(f"{prefix} {msg}\n")
+    out.flush()
+  return log
+
+
 def run_dirname(method: str, seed: int) -> str:
   return os.path.join(method.replace("/", "_"), f"seed_{seed}")
 
@@ -296,10 +311,7 @@ def _worker(slot: Dict, tasks, results, stop, progress_mode: str, progress_inter
     if task is None:
       return
     i, config, rd, started = task
-    prefix = f"[{config.method} seed {config.seed}]"
-
-    def log(msg, prefix=prefix):
-      print(f"{prefix} {msg}", flush=True)
+    log = worker_log(f"[{config.method} seed {config.seed}]")
 
     results.put(("start", i, os.getpid()))
     log("resuming" if started else "starting")

@@ -135,3 +135,32 @@ def test_worker_error_is_the_study_error(tmp_path):
   bad = tiny_config("random", "synthetic", seed=7, **{"al.cycles": 2, "al.initial": 10**6})
   with pytest.raises(ALError, match="random seed 7: initial pool 1000000 is larger"):
     study.run_study(cfgs + [bad], str(tmp_path / "s"), resume=False, log=quiet, workers=2)
+
+
+class _Writes:
+  """A stream that records each write call, as an unbuffered file descriptor would see it."""
+
+  def __init__(self):
+    self.writes = []
+
+  def write(self, s):
+    self.writes.append(s)
+
+  def flush(self):
+    pass
+
+
+def test_a_worker_log_line_is_one_write():
+  # Workers share the parent's stdout: a line written in two calls (text, then newline, as
+  # print does) lets another process's line land between them under PYTHONUNBUFFERED.
+  stream = _Writes()
+  log = study.worker_log("[tod seed 4]", stream)
+  log("starting")
+  log("cycle 1/5 done | test acc 0.7554")
+  assert stream.writes == ["[tod seed 4] starting\n", "[tod seed 4] cycle 1/5 done | test acc 0.7554\n"]
+
+
+def test_a_worker_log_writes_where_stdout_points_at_call_time(capsys):
+  log = study.worker_log("[random seed 0]")
+  log("starting")
+  assert capsys.readouterr().out == "[random seed 0] starting\n"
